@@ -1,0 +1,75 @@
+/**
+ * Copy-on-write radix trie mapping a dense u32 index to a u32 value (0 = none). Owner: reads from any thread;
+ * writes by the writer only.
+ *
+ * Node: [u32 epoch written][u32 spare][32 u32 slots] = 136 bytes. A trie of depth d holds indexes < 32^d;
+ * level 0 slots hold values, higher levels hold child nodes. Depth 0 is the empty trie.
+ *
+ * Invariants: as for the B+tree, a node not written in the building epoch is immutable and is copied (and
+ * retired) on change; the depth only grows (by putting the old root under a new one).
+ */
+import { assert } from './assert.js';
+import type { ArenaView } from './arena.js';
+import type { WriteContext } from './btree.js';
+
+export const radixBits = 5;
+export const radixFanout = 1 << radixBits;
+export const radixNodeBytes = 8 + radixFanout * 4;
+const radixMask = radixFanout - 1;
+const depthMax = 7; // 32^7 > 2^32
+
+export function radixGet(view: ArenaView, root: number, depth: number, index: number): number {
+  if (depth === 0) return 0;
+  if (depth < depthMax && index >= 2 ** (radixBits * depth)) return 0;
+  const u32 = view.u32;
+  let node = root;
+  for (let level = depth - 1; level > 0; level--) {
+    node = u32[(node >>> 2) + 2 + ((index >>> (radixBits * level)) & radixMask)]!;
+    if (node === 0) return 0;
+  }
+  return u32[(node >>> 2) + 2 + (index & radixMask)]!;
+}
+
+function allocRadixNode(context: WriteContext): number {
+  const node = context.allocator.alloc(radixNodeBytes);
+  const u32 = context.view.u32;
+  u32.fill(0, node >>> 2, (node + radixNodeBytes) >>> 2);
+  u32[node >>> 2] = context.epochBuilding;
+  return node;
+}
+
+function writableRadix(context: WriteContext, node: number): number {
+  if (node === 0) return allocRadixNode(context);
+  if (context.view.u32[node >>> 2] === context.epochBuilding) return node;
+  const copy = context.allocator.alloc(radixNodeBytes);
+  const u32 = context.view.u32;
+  u32.copyWithin(copy >>> 2, node >>> 2, (node + radixNodeBytes) >>> 2);
+  u32[copy >>> 2] = context.epochBuilding;
+  context.allocator.retire(node, radixNodeBytes, context.epochBuilding);
+  return copy;
+}
+
+/** A trie root: node and depth, changed together. */
+export class RadixRoot {
+  node = 0;
+  depth = 0;
+}
+
+export function radixSet(context: WriteContext, root: RadixRoot, index: number, value: number): void {
+  assert(index >= 0 && index <= 0xffffffff);
+  while (root.depth === 0 || (root.depth < depthMax && index >= 2 ** (radixBits * root.depth))) {
+    const top = allocRadixNode(context);
+    if (root.node !== 0) context.view.u32[(top >>> 2) + 2] = root.node;
+    root.node = top;
+    root.depth++;
+  }
+  root.node = writableRadix(context, root.node);
+  let node = root.node;
+  for (let level = root.depth - 1; level > 0; level--) {
+    const slot = (node >>> 2) + 2 + ((index >>> (radixBits * level)) & radixMask);
+    const child = writableRadix(context, context.view.u32[slot]!);
+    context.view.u32[slot] = child; // views are re-read: an allocation may have grown the arena
+    node = child;
+  }
+  context.view.u32[(node >>> 2) + 2 + (index & radixMask)] = value;
+}

@@ -1,0 +1,212 @@
+/**
+ * Unit tests of the arena, the copy-on-write B+tree and the radix trie, against plain sorted arrays and maps,
+ * with seeded random operations; old roots must keep reading their own revision (snapshot isolation).
+ */
+import test from 'ava';
+import { ArenaAllocator, ArenaView, sizeClassBytes } from '../../core/arena.js';
+import {
+  compareTaskId, nodeBytes, TreeCursor, TreeKey, TreeShape, TreeWriter, treeFind, treeNodes, type WriteContext,
+} from '../../core/btree.js';
+import { RadixRoot, radixGet, radixSet, radixNodeBytes } from '../../core/radix.js';
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function newContext(bytes = 1 << 20, bytesMax = 256 << 20): WriteContext {
+  const sab = new SharedArrayBuffer(bytes, { maxByteLength: bytesMax });
+  const view = new ArenaView(sab);
+  return { view, allocator: new ArenaAllocator(view, bytesMax), epochBuilding: 1 };
+}
+
+function collect(context: WriteContext, shape: TreeShape, root: number): number[][] {
+  const cursor = new TreeCursor(context.view, shape);
+  const out: number[][] = [];
+  for (let ok = cursor.seek(root, null); ok; ok = cursor.next()) {
+    const entry: number[] = [];
+    for (let i = 0; i < shape.keyWords; i++) entry.push(cursor.keyWord(i));
+    for (let i = 0; i < shape.valueWords; i++) entry.push(cursor.value(i));
+    out.push(entry);
+  }
+  return out;
+}
+
+function compareArrays(a: number[], b: number[], words: number): number {
+  for (let i = 0; i < words; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return 0;
+}
+
+for (const seed of [1, 2, 3]) {
+  test(`btree matches a sorted array under random inserts and removes (seed ${seed})`, (t) => {
+    const random = mulberry32(seed);
+    const context = newContext();
+    const shape = new TreeShape(2, 1);
+    const writer = new TreeWriter();
+    const key = new TreeKey(2);
+    let root = 0;
+    const model = new Map<string, number[]>();
+    const snapshots: { root: number; entries: number[][] }[] = [];
+    for (let step = 0; step < 6000; step++) {
+      if (step % 500 === 0) {
+        context.epochBuilding++;
+        snapshots.push({ root, entries: [...model.values()].sort((a, b) => compareArrays(a, b, 2)) });
+      }
+      const a = Math.floor(random() * 20);
+      const b = Math.floor(random() * 200);
+      key.words[0] = a;
+      key.words[1] = b;
+      const id = `${a}/${b}`;
+      if (random() < 0.6) {
+        const value = Math.floor(random() * 1e9);
+        root = writer.insert(context, shape, root, key, [value]);
+        t.is(writer.replaced, model.has(id), `seed ${seed} step ${step}`);
+        model.set(id, [a, b, value]);
+      } else {
+        root = writer.remove(context, shape, root, key);
+        t.is(writer.removed, model.has(id), `seed ${seed} step ${step}`);
+        model.delete(id);
+      }
+      const found = treeFind(context.view, shape, root, key);
+      t.is(found >= 0, model.has(id));
+    }
+    const expected = [...model.values()].sort((a, b) => compareArrays(a, b, 2));
+    t.deepEqual(collect(context, shape, root), expected);
+    // Old roots still read their own state: nothing reachable from them was changed in place.
+    for (const snapshot of snapshots) t.deepEqual(collect(context, shape, snapshot.root), snapshot.entries);
+  });
+}
+
+test('btree: removing everything leaves an empty tree and frees nodes built in the same epoch', (t) => {
+  const context = newContext();
+  const shape = new TreeShape(1, 0);
+  const writer = new TreeWriter();
+  const key = new TreeKey(1);
+  let root = 0;
+  for (let i = 0; i < 5000; i++) {
+    key.words[0] = (i * 7919) % 5000;
+    root = writer.insert(context, shape, root, key, []);
+  }
+  let nodes = 0;
+  treeNodes(context.view, shape, root, () => nodes++);
+  t.true(nodes > 10);
+  for (let i = 0; i < 5000; i++) {
+    key.words[0] = i;
+    root = writer.remove(context, shape, root, key);
+    t.true(writer.removed);
+  }
+  t.is(root, 0);
+  t.is(context.allocator.bytesAllocated, 0);
+});
+
+test('btree: seek gives the first entry at or after a key, and prefix scans work', (t) => {
+  const context = newContext();
+  const shape = new TreeShape(3, 0);
+  const writer = new TreeWriter();
+  const key = new TreeKey(3);
+  let root = 0;
+  for (let a = 1; a <= 30; a++) for (let b = 1; b <= 30; b++) {
+    key.words.set([a, b, a * b]);
+    root = writer.insert(context, shape, root, key, []);
+  }
+  const cursor = new TreeCursor(context.view, shape);
+  key.words.set([7, 0, 0]);
+  let count = 0;
+  for (let ok = cursor.seek(root, key); ok && cursor.keyWord(0) === 7; ok = cursor.next()) {
+    t.is(cursor.keyWord(2), 7 * cursor.keyWord(1));
+    count++;
+  }
+  t.is(count, 30);
+  key.words.set([31, 0, 0]);
+  t.false(cursor.seek(root, key));
+});
+
+test('btree in task id mode orders by the whole string, past equal 8-byte prefixes', (t) => {
+  const context = newContext();
+  const shape = new TreeShape(3, 1, compareTaskId);
+  const writer = new TreeWriter();
+  const key = new TreeKey(3);
+  const ids: string[] = [];
+  for (let i = 0; i < 2000; i++) ids.push(`1764000000000-role-${i % 7}-job-${(i * 31) % 97}-${i}`);
+  ids.push('a', 'ab', 'abcdefgh', 'abcdefghi', 'abcdefgh\u00e9');
+  let root = 0;
+  const blobs = new Map<string, number>();
+  ids.forEach((id, row) => {
+    const bytes = Buffer.from(id, 'utf8');
+    const blob = context.allocator.alloc(4 + bytes.length);
+    context.view.u32[blob >>> 2] = bytes.length;
+    context.view.u8.set(bytes, blob + 4);
+    blobs.set(id, blob);
+    key.setTaskId(bytes, blob);
+    root = writer.insert(context, shape, root, key, [row]);
+  });
+  const cursor = new TreeCursor(context.view, shape);
+  const order: string[] = [];
+  for (let ok = cursor.seek(root, null); ok; ok = cursor.next()) order.push(context.view.readString(cursor.keyWord(2)));
+  const expected = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  t.deepEqual(order, expected);
+  for (const [row, id] of ids.entries()) {
+    key.setTaskId(Buffer.from(id, 'utf8'), 0);
+    const at = treeFind(context.view, shape, root, key);
+    t.true(at >= 0);
+    t.is(context.view.u32[at + 3], row);
+  }
+  key.setTaskId(Buffer.from('abcdefgh!', 'utf8'), 0);
+  t.is(treeFind(context.view, shape, root, key), -1);
+});
+
+test('radix trie maps dense indexes, grows its depth, and keeps old roots intact', (t) => {
+  const context = newContext();
+  const root = new RadixRoot();
+  const random = mulberry32(9);
+  const model = new Map<number, number>();
+  let old = { node: 0, depth: 0, model: new Map<number, number>() };
+  for (let step = 0; step < 20000; step++) {
+    if (step === 10000) {
+      old = { node: root.node, depth: root.depth, model: new Map(model) };
+      context.epochBuilding++;
+    }
+    const index = Math.floor(random() * (step < 5000 ? 1000 : 200000));
+    const value = Math.floor(random() * 1e9) + 1;
+    radixSet(context, root, index, value);
+    model.set(index, value);
+  }
+  for (const [index, value] of model) t.is(radixGet(context.view, root.node, root.depth, index), value);
+  for (const [index, value] of old.model) t.is(radixGet(context.view, old.node, old.depth, index), value);
+  t.is(radixGet(context.view, root.node, root.depth, 4_000_000), 0);
+  t.true(radixNodeBytes % 8 === 0);
+});
+
+test('arena: retired blocks are reused only after the epoch is safe; the SAB grows on demand', (t) => {
+  const context = newContext(64 * 1024, 512 << 20);
+  const allocator = context.allocator;
+  const a = allocator.alloc(100);
+  allocator.retire(a, 100, 5);
+  t.is(allocator.reclaim(4), 0);
+  const b = allocator.alloc(100);
+  t.not(b, a);
+  t.is(allocator.reclaim(5), 1);
+  t.is(allocator.alloc(100), a);
+  t.is(sizeClassBytes(1), 8);
+  t.is(sizeClassBytes(257), 320);
+  t.is(sizeClassBytes(5000), 8192);
+  const before = context.view.bytes;
+  const big = allocator.alloc(nodeBytes * 1000);
+  t.true(context.view.bytes > before);
+  context.view.u32[(big + nodeBytes * 1000 - 4) >>> 2] = 7;
+  t.is(context.view.u32[(big + nodeBytes * 1000 - 4) >>> 2], 7);
+  // Serial arithmetic: epochs wrap.
+  allocator.retire(b, 100, 0xffffffff | 0);
+  t.is(allocator.reclaim(3), 1);
+});
+
+test('arena: allocation past the maximum fails with ArenaFullError', (t) => {
+  const context = newContext(64 * 1024, 128 * 1024);
+  t.throws(() => context.allocator.alloc(256 * 1024), { name: 'ArenaFullError' });
+});

@@ -82,15 +82,15 @@ export function sizeClassBytes(bytes: number): number {
   return (bytes + 4095) & ~4095;
 }
 
-interface Retired { epoch: number; offset: number; bytes: number }
-
 export class ArenaAllocator {
   readonly view: ArenaView;
   private readonly bytesMax: number;
   private top: number;                                // bump pointer
   private readonly free = new Map<number, number[]>(); // size class -> offsets
-  private retired: Retired[] = [];                    // in epoch order
-  private retiredHead = 0;
+  // Retired blocks, in epoch order: a FIFO of (epoch, offset, bytes) triples in one Float64Array (no objects).
+  private retired = new Float64Array(3 * 4096);
+  private retiredHead = 0;                            // triple index of the oldest
+  private retiredTail = 0;                            // triple index past the newest
   bytesAllocated = 0;                                 // live bytes (allocated, not yet reusable)
   bytesFree = 0;                                      // bytes on free lists
 
@@ -142,31 +142,37 @@ export class ArenaAllocator {
   /** Frees a block once no reader pins an epoch before `epoch` (the publish that stops reaching it). */
   retire(offset: number, bytes: number, epoch: number): void {
     assert(offset > 0);
-    this.retired.push({ epoch, offset, bytes });
+    if (this.retiredTail * 3 === this.retired.length) {
+      const live = this.retired.subarray(this.retiredHead * 3, this.retiredTail * 3);
+      const next = new Float64Array(Math.max(this.retired.length, live.length * 2));
+      next.set(live);
+      this.retired = next;
+      this.retiredTail -= this.retiredHead;
+      this.retiredHead = 0;
+    }
+    const at = this.retiredTail * 3;
+    this.retired[at] = epoch;
+    this.retired[at + 1] = offset;
+    this.retired[at + 2] = bytes;
+    this.retiredTail++;
   }
 
-  /** Moves retired blocks to the free lists: those retired at or before `epochSafe` (serial arithmetic). */
+  /** Moves the blocks retired at or before `epochSafe` to the free lists. Epochs never wrap (f64 counters). */
   reclaim(epochSafe: number): number {
     let count = 0;
     const retired = this.retired;
-    let head = this.retiredHead;
-    while (head < retired.length) {
-      const entry = retired[head]!;
-      if (((entry.epoch - epochSafe) | 0) > 0) break;
-      this.freeNow(entry.offset, entry.bytes);
-      head++;
+    while (this.retiredHead < this.retiredTail) {
+      const at = this.retiredHead * 3;
+      if (retired[at]! > epochSafe) break;
+      this.freeNow(retired[at + 1]!, retired[at + 2]!);
+      this.retiredHead++;
       count++;
     }
-    if (head > 4096 && head * 2 > retired.length) {
-      this.retired = retired.slice(head);
-      head = 0;
-    }
-    this.retiredHead = head;
     return count;
   }
 
   retiredCount(): number {
-    return this.retired.length - this.retiredHead;
+    return this.retiredTail - this.retiredHead;
   }
 
   private grow(bytesNeeded: number): void {

@@ -3,7 +3,7 @@
  *
  * Node (512 bytes, 128 u32 words):
  *
- *   word 0 count | word 1 leaf (1) or inner (0) | word 2 epoch written | word 3 spare | entries from word 4
+ *   word 0 count | word 1 leaf (1) or inner (0) | words 2-3 the epoch written, an f64 (never wraps) | entries from word 4
  *   leaf entry:  key words (shape.keyWords) then value words (shape.valueWords)
  *   inner entry: key words then the child offset; key of child i <= every key in child i (i = 0 included),
  *                and > every key in child i - 1
@@ -24,7 +24,7 @@ const nodeWords = nodeBytes >>> 2;
 const headerWords = 4;
 const countWord = 0;
 const leafWord = 1;
-const epochWord = 2;
+const epochF64 = 1; // Float64Array index relative to the node (byte 8)
 export const depthMax = 24;
 
 export const compareWords = 0;
@@ -237,24 +237,23 @@ function allocNode(context: WriteContext, leaf: boolean): number {
   const word = node >>> 2;
   u32[word + countWord] = 0;
   u32[word + leafWord] = leaf ? 1 : 0;
-  u32[word + epochWord] = context.epochBuilding;
-  u32[word + 3] = 0;
+  context.view.f64[(node >>> 3) + epochF64] = context.epochBuilding;
   return node;
 }
 
 /** The node itself if written in this epoch, else a copy (and the original is retired). */
 function writable(context: WriteContext, node: number): number {
-  if (context.view.u32[(node >>> 2) + epochWord] === context.epochBuilding) return node;
+  if (context.view.f64[(node >>> 3) + epochF64] === context.epochBuilding) return node;
   const copy = context.allocator.alloc(nodeBytes);
   const u32 = context.view.u32;
   u32.copyWithin(copy >>> 2, node >>> 2, (node >>> 2) + nodeWords);
-  u32[(copy >>> 2) + epochWord] = context.epochBuilding;
+  context.view.f64[(copy >>> 3) + epochF64] = context.epochBuilding;
   context.allocator.retire(node, nodeBytes, context.epochBuilding);
   return copy;
 }
 
 function dropNode(context: WriteContext, node: number): void {
-  if (context.view.u32[(node >>> 2) + epochWord] === context.epochBuilding) context.allocator.freeNow(node, nodeBytes);
+  if (context.view.f64[(node >>> 3) + epochF64] === context.epochBuilding) context.allocator.freeNow(node, nodeBytes);
   else context.allocator.retire(node, nodeBytes, context.epochBuilding);
 }
 

@@ -8,21 +8,24 @@
  *   word 1  rootPublished    arena offset of the root block of that publish
  *   word 2  writerState      0 starting, 1 running, 2 stopped
  *   word 3  arenaBytes       arena byteLength the writer last grew to (informational)
+ *   word 4  arenaBytesUsed   bytes allocated and not yet reusable, at the last publish (informational)
  *   word 8 + slot * 4 ...    reader slots: [owner threadId + 1 (0 free), pinnedEpoch, pinState, spare]
  *
- *   Float64Array view, index 64 + slot: the time (Date.now()) the slot's pin was taken.
+ *   Float64Array view, index 136 + slot (after the slots' words): the time (Date.now()) the slot's pin was taken.
  *
  * Publish protocol: the writer writes a new immutable root block, then Atomics.store(rootPublished), then
  * Atomics.store(epochPublished). A reader stores its pin (the epoch it read) before loading rootPublished and
  * then re-checks epochPublished; any root it then loads is at least as new as its pin, and everything reachable
  * from such a root was retired at a later epoch, so the writer keeps it.
  */
+import { assert } from './assert.js';
 import { readerSlotsMax } from './limits.js';
 
 export const controlEpochPublishedWord = 0;
 export const controlRootPublishedWord = 1;
 export const controlWriterStateWord = 2;
 export const controlArenaBytesWord = 3;
+export const controlArenaBytesUsedWord = 4;
 export const controlSlotsWord = 8;
 export const controlSlotWords = 4;
 export const slotOwnerWord = 0;
@@ -31,11 +34,13 @@ export const slotStateWord = 2;
 export const slotStateIdle = 0;
 export const slotStatePinned = 1;
 export const slotStateExpired = 2;          // set by the writer: the pin was older than pinMsMax and is ignored
-export const controlPinTimeF64 = 64;         // Float64Array index of slot 0's pin time
+export const controlPinTimeF64 = 136;        // Float64Array index of slot 0's pin time (byte 1088)
 export const controlBytes = (controlPinTimeF64 + readerSlotsMax) * 8;
 export const writerStateStarting = 0;
 export const writerStateRunning = 1;
 export const writerStateStopped = 2;
+
+assert(controlSlotsWord + readerSlotsMax * controlSlotWords <= controlPinTimeF64 * 2);
 
 export function slotWord(slotIndex: number, field: number): number {
   return controlSlotsWord + slotIndex * controlSlotWords + field;
@@ -67,6 +72,7 @@ export const rootQuotaWord = 21;              // btree (role) -> record blob
 export const rootHostAttributesWord = 22;     // btree (host) -> record blob
 export const rootMaintenanceWord = 23;        // btree (host) -> record blob
 export const rootSchedulerWord = 24;          // record blob or 0
+export const rootConfigHashWord = 25;         // btree (hash words 0..3) -> config row
 export const rootWords = 26;
 export const rootBytes = rootWords * 4;
 
@@ -105,8 +111,9 @@ export const aggTaskCountWord = 19;
 export const aggJobsWithTasksWord = 20;   // role and role/env aggregates: jobs with at least one task
 export const aggCronCountWord = 21;       // cron jobs (1 or 0 for a job)
 export const aggJobCountWord = 22;        // jobs with tasks or a cron job
-export const aggTotalsF64 = 12;           // byte 96: 4 buckets x 4 resources (cpus, ram, disk, gpus)
-export const aggBytes = 96 + 16 * 8;      // 224
+export const aggEpochF64 = 12;            // byte 96: the epoch that wrote the block (writer's copy-on-write)
+export const aggTotalsF64 = 13;           // byte 104: 4 buckets x 4 resources (cpus, ram, disk, gpus)
+export const aggBytes = 104 + 16 * 8;     // 232
 export const bucketProdShared = 0;
 export const bucketProdDedicated = 1;
 export const bucketNonProdShared = 2;

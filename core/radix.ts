@@ -2,7 +2,7 @@
  * Copy-on-write radix trie mapping a dense u32 index to a u32 value (0 = none). Owner: reads from any thread;
  * writes by the writer only.
  *
- * Node: [u32 epoch written][u32 spare][32 u32 slots] = 136 bytes. A trie of depth d holds indexes < 32^d;
+ * Node: [f64 epoch written][32 u32 slots] = 136 bytes. A trie of depth d holds indexes < 32^d;
  * level 0 slots hold values, higher levels hold child nodes. Depth 0 is the empty trie.
  *
  * Invariants: as for the B+tree, a node not written in the building epoch is immutable and is copied (and
@@ -34,17 +34,17 @@ function allocRadixNode(context: WriteContext): number {
   const node = context.allocator.alloc(radixNodeBytes);
   const u32 = context.view.u32;
   u32.fill(0, node >>> 2, (node + radixNodeBytes) >>> 2);
-  u32[node >>> 2] = context.epochBuilding;
+  context.view.f64[node >>> 3] = context.epochBuilding;
   return node;
 }
 
 function writableRadix(context: WriteContext, node: number): number {
   if (node === 0) return allocRadixNode(context);
-  if (context.view.u32[node >>> 2] === context.epochBuilding) return node;
+  if (context.view.f64[node >>> 3] === context.epochBuilding) return node;
   const copy = context.allocator.alloc(radixNodeBytes);
   const u32 = context.view.u32;
   u32.copyWithin(copy >>> 2, node >>> 2, (node + radixNodeBytes) >>> 2);
-  u32[copy >>> 2] = context.epochBuilding;
+  context.view.f64[copy >>> 3] = context.epochBuilding;
   context.allocator.retire(node, radixNodeBytes, context.epochBuilding);
   return copy;
 }

@@ -1,0 +1,46 @@
+/**
+ * Validation of identifiers and text, and the string hash used by the intern dictionary. Owner: any thread.
+ * Works on UTF-8 bytes so that the writer never decodes a string it only stores.
+ */
+import { identifierBytesMax, textBytesMax } from './limits.js';
+
+/** ^[\w\-\.]+$ and at most identifierBytesMax bytes (Aurora's GOOD_IDENTIFIER_PATTERN). */
+export function isIdentifier(bytes: Uint8Array | null): boolean {
+  if (bytes === null || bytes.length === 0 || bytes.length > identifierBytesMax) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    const ok = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
+      c === 0x5f || c === 0x2d || c === 0x2e;
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Non-empty, at most `bytesMax` bytes, no control characters. */
+export function isText(bytes: Uint8Array | null, bytesMax = textBytesMax): boolean {
+  if (bytes === null || bytes.length === 0 || bytes.length > bytesMax) return false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20 || c === 0x7f) return false;
+  }
+  return true;
+}
+
+export function isIdentifierString(value: string | null): boolean {
+  return value !== null && isIdentifier(Buffer.from(value, 'utf8'));
+}
+
+/** FNV-1a over the UTF-16 code units: the same in every thread, used only to find interned strings. */
+export function hashString(value: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < value.length; i++) {
+    hash ^= value.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: false });
+export function utf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}

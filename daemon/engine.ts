@@ -1,0 +1,222 @@
+/**
+ * The engine as the main thread sees it: the writer worker, the reader pool and the shared memory between them.
+ * Owner: the main thread. It holds no table state and never waits on a worker synchronously.
+ *
+ * Invariants:
+ * - commit() resolves only after the writer published the transaction's group (and, with the durability
+ *   issue, after its fdatasync); query() resolves with a response read on one pinned revision.
+ * - Commits and queries that arrive in the same tick go to their worker together (one message, one pool task).
+ * - A writer that dies fails every pending and later call: the engine is then unusable (fail-stop).
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import * as layout from '../core/layout.js';
+import * as limits from '../core/limits.js';
+import type { ReaderData } from '../workers/reader/main.js';
+import type { CommitMessage, ResultsMessage, WriterData } from '../workers/writer/main.js';
+
+export interface EngineOptions {
+  readerThreads?: number;       // default: cores - 1 (the writer and the main thread share the rest), at least 1
+  arenaBytesInitial?: number;
+  arenaBytesMax?: number;
+  pinMsMax?: number;
+}
+
+export interface EngineStats {
+  revision: number;
+  configCount: number;
+  taskCount: number;
+  arenaBytes: number;
+  arenaBytesUsed: number;
+  readerThreads: number;
+}
+
+interface Pending { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void }
+
+const writerFile = fileURLToPath(new URL('../workers/writer/main.js', import.meta.url));
+const readerFile = fileURLToPath(new URL('../workers/reader/main.js', import.meta.url));
+
+export class EngineError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'EngineError';
+  }
+}
+
+export class Engine {
+  readonly arena: SharedArrayBuffer;
+  readonly control: SharedArrayBuffer;
+  readonly readerThreads: number;
+  private readonly writer: Worker;
+  private readonly port: MessagePort;
+  private readonly pool: Piscina;
+  private readonly pending = new Map<number, Pending>();
+  private idNext = 1;
+  private commitIds: number[] = [];
+  private commitQueue: Uint8Array[] = [];
+  private queryQueue: { bytes: Uint8Array; pending: Pending }[] = [];
+  private failure: Error | null = null;
+  private closed = false;
+  private readonly controlView: Int32Array;
+  private readonly arenaF64: () => Float64Array;
+
+  private constructor(options: EngineOptions) {
+    const arenaBytesMax = options.arenaBytesMax ?? limits.arenaBytesMaxDefault;
+    if (arenaBytesMax > limits.arenaBytesMaxLimit || arenaBytesMax % 65536 !== 0) {
+      throw new EngineError(`arenaBytesMax must be a multiple of 64 KiB, at most ${limits.arenaBytesMaxLimit}`);
+    }
+    const arenaBytesInitial = Math.min(options.arenaBytesInitial ?? limits.arenaBytesInitialDefault, arenaBytesMax);
+    this.arena = new SharedArrayBuffer(arenaBytesInitial, { maxByteLength: arenaBytesMax });
+    this.control = new SharedArrayBuffer(layout.controlBytes);
+    this.controlView = new Int32Array(this.control);
+    let f64: Float64Array = new Float64Array(0);
+    this.arenaF64 = () => {
+      if (f64.byteLength !== this.arena.byteLength) f64 = new Float64Array(this.arena, 0, this.arena.byteLength >>> 3);
+      return f64;
+    };
+    const channel = new MessageChannel();
+    this.port = channel.port1;
+    const writerData: WriterData = {
+      arena: this.arena, control: this.control, arenaBytesMax, pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault,
+      port: channel.port2,
+    };
+    this.writer = new Worker(writerFile, { workerData: writerData, transferList: [channel.port2] });
+    this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
+      options.readerThreads ?? availableParallelism() - 1));
+    const readerData: ReaderData = { arena: this.arena, control: this.control };
+    this.pool = new Piscina({
+      filename: readerFile, minThreads: this.readerThreads, maxThreads: this.readerThreads,
+      idleTimeout: Number.POSITIVE_INFINITY, workerData: readerData, concurrentTasksPerWorker: 1,
+    });
+  }
+
+  static async open(options: EngineOptions = {}): Promise<Engine> {
+    const engine = new Engine(options);
+    await engine.started();
+    return engine;
+  }
+
+  private started(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number) => this.fail(new EngineError(`the writer exited with code ${code}`));
+      this.writer.on('error', (error) => {
+        this.fail(error);
+        reject(error);
+      });
+      this.writer.on('exit', onExit);
+      this.port.on('message', (message: { kind: string }) => {
+        if (message.kind === 'ready') resolve();
+        else if (message.kind === 'results') this.completed(message as ResultsMessage);
+        else if (message.kind === 'stats') this.settle((message as unknown as { id: number }).id, message);
+      });
+    });
+  }
+
+  private fail(error: Error): void {
+    if (this.failure !== null) return;
+    this.failure = this.closed ? new EngineError('the engine is closed') : error;
+    for (const pending of this.pending.values()) pending.reject(this.failure);
+    this.pending.clear();
+  }
+
+  private completed(message: ResultsMessage): void {
+    for (let i = 0; i < message.ids.length; i++) this.settle(message.ids[i]!, message.results[i]!);
+  }
+
+  private settle(id: number, value: unknown): void {
+    const pending = this.pending.get(id);
+    if (pending === undefined) return;
+    this.pending.delete(id);
+    pending.resolve(value as Uint8Array);
+  }
+
+  /** Commits a Transaction (FlatBuffers bytes); resolves with TransactionResult bytes. */
+  commit(transaction: Uint8Array): Promise<Uint8Array> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const id = this.idNext++;
+    const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    if (this.commitQueue.length === 0) queueMicrotask(() => this.flushCommits());
+    this.commitIds.push(id);
+    this.commitQueue.push(transaction);
+    return promise;
+  }
+
+  private flushCommits(): void {
+    if (this.commitQueue.length === 0) return;
+    const message: CommitMessage = { kind: 'commit', ids: this.commitIds, transactions: this.commitQueue };
+    this.commitIds = [];
+    this.commitQueue = [];
+    this.port.postMessage(message);
+  }
+
+  /** Answers a QueryRequest (FlatBuffers bytes) with QueryResponse bytes. */
+  query(request: Uint8Array): Promise<Uint8Array> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.queryQueue.length === 0) queueMicrotask(() => this.flushQueries());
+      this.queryQueue.push({ bytes: request, pending: { resolve, reject } });
+    });
+  }
+
+  private flushQueries(): void {
+    const queue = this.queryQueue;
+    this.queryQueue = [];
+    for (let start = 0; start < queue.length; start += limits.queryBatchMax) {
+      const batch = queue.slice(start, start + limits.queryBatchMax);
+      this.pool.run({ requests: batch.map((q) => q.bytes) }).then((packed: Uint8Array) => {
+        const responses = unpack(packed);
+        batch.forEach((q, i) => q.pending.resolve(responses[i]!));
+      }, (error: Error) => {
+        for (const q of batch) q.pending.reject(error);
+      });
+    }
+  }
+
+  /** Figures of the last published revision, read from shared memory. */
+  stats(): EngineStats {
+    const root = Atomics.load(this.controlView, layout.controlRootPublishedWord);
+    const f64 = this.arenaF64();
+    const u32 = new Uint32Array(this.arena, root, layout.rootWords);
+    return {
+      revision: f64[(root >>> 3) + layout.rootRevisionF64]!,
+      taskCount: u32[layout.rootTaskCountWord]!,
+      configCount: u32[layout.rootConfigCountWord]!,
+      arenaBytes: this.arena.byteLength,
+      arenaBytesUsed: Atomics.load(this.controlView, layout.controlArenaBytesUsedWord) >>> 0,
+      readerThreads: this.readerThreads,
+    };
+  }
+
+  /** The writer's own figures (retired blocks, expired pins, groups), asked by message. */
+  writerStats(): Promise<Record<string, number>> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const id = this.idNext++;
+    const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.port.postMessage({ kind: 'stats', id });
+    return promise.then((message) => (message as unknown as { stats: Record<string, number> }).stats);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+    this.port.close();
+    await this.writer.terminate();
+  }
+}
+
+/** Splits a reader's packed answer: [u32 count][u32 length x count][bytes...]. */
+export function unpack(packed: Uint8Array): Uint8Array[] {
+  const header = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const count = header.getUint32(0, true);
+  const out: Uint8Array[] = [];
+  let at = 4 + 4 * count;
+  for (let i = 0; i < count; i++) {
+    const length = header.getUint32(4 + 4 * i, true);
+    out.push(packed.subarray(at, at + length));
+    at += length;
+  }
+  return out;
+}

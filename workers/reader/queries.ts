@@ -1,0 +1,709 @@
+/**
+ * Queries on one pinned revision, straight from shared memory. Owner: a reader thread (piscina worker).
+ *
+ * Invariants:
+ * - Reads only what is reachable from `store.roots` (the pinned revision's root block); never writes the arena.
+ * - Summaries and quota consumption read the writer's aggregates: no scan of tasks.
+ * - A malformed or invalid query is INVALID_ARGUMENT; long scans check the pin every 1024 records and stop with
+ *   DeadlineError once it has expired.
+ */
+import * as flatbuffers from 'flatbuffers';
+import type { ArenaView } from '../../core/arena.js';
+import { TreeKey } from '../../core/btree.js';
+import { canonicalConfig, decodeConfig } from '../../core/config.js';
+import {
+  AssignedTask, ConfigDetail, CronJobsQuery, CronJobsResultT, ErrorCode, ErrorT, HostAttributes,
+  HostAttributesQuery, HostAttributesResultT, HostMaintenanceRequest, JobConfiguration, JobConfigurationT,
+  JobInstanceUpdateEvent, JobKey, JobKeyT, JobKeysQuery, JobKeysResult, JobStats, JobSummary, JobSummaryQuery,
+  JobSummaryResult, JobUpdate, JobUpdateDetailsT, JobUpdateEvent, JobUpdateQuery, JobUpdatesResultT,
+  JobUpdateStateT, JobUpdateStatus, MaintenanceQuery, MaintenanceResultT, Port, Query, QueryRequest,
+  QueryResponse, Quota, QuotaQuery, QuotaResultT, ResourceTotalsT, Result, RoleSummary, RoleSummaryResult,
+  ScheduledTask, SchedulerMetadata, SchedulerResultT, StoredConfig, StoredConfigT, TaskEvent, TaskQuery,
+  TasksResult,
+} from '../../core/fbs/strata.js';
+import * as layout from '../../core/layout.js';
+import * as limits from '../../core/limits.js';
+import { isStatus, jobStatsBucket, statusValueMax } from '../../core/status.js';
+import {
+  fourKeyShape, jobIndexShape, oneKeyShape, pairShape, StoreReader, taskIdShape, threeKeyShape, twoKeyShape,
+} from '../../core/store.js';
+import { DeadlineError } from './pin.js';
+
+export class QueryError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const invalid = (message: string) => new QueryError(ErrorCode.INVALID_ARGUMENT, message);
+const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
+
+function str(value: string | Uint8Array | null): string {
+  if (value === null) return '';
+  return typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
+}
+
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+function checkPaging(offset: number, limit: number): void {
+  if (offset < 0 || limit < 0) throw invalid('offset and limit must be >= 0');
+}
+
+interface TaskFilter {
+  role: number; env: number; name: number;           // -1 when not filtered
+  statuses: Uint8Array | null;
+  instances: Set<number> | null;
+  hosts: Set<number> | null;
+  jobs: Set<string> | null;                          // "role,env,name" of ids
+}
+
+export class QueryRunner {
+  readonly view: ArenaView;
+  readonly store: StoreReader;
+  readonly builder = new flatbuffers.Builder(64 * 1024);
+  private readonly expired: () => boolean;
+  private readonly key = new TreeKey(4);
+  private readonly request = new QueryRequest();
+  private readonly eventNodes: number[] = [];
+
+  constructor(view: ArenaView, store: StoreReader, expired: () => boolean) {
+    this.view = view;
+    this.store = store;
+    this.expired = expired;
+  }
+
+  /** Answers one QueryRequest with QueryResponse bytes (a fresh copy). */
+  run(bytes: Uint8Array): Uint8Array {
+    const b = this.builder;
+    b.clear();
+    let response: flatbuffers.Offset;
+    try {
+      const request = QueryRequest.getRootAsQueryRequest(new flatbuffers.ByteBuffer(bytes), this.request);
+      const [type, result] = this.dispatch(request);
+      response = createResponse(b, this.store.revision, type, result, 0);
+    } catch (error) {
+      if (error instanceof DeadlineError) throw error;
+      b.clear();
+      const code = error instanceof QueryError ? error.code : ErrorCode.INVALID_ARGUMENT;
+      const message = error instanceof QueryError ? error.message : `malformed query: ${(error as Error).message}`;
+      const errorOffset = new ErrorT(code, message, -1, -1, BigInt(this.store.revision)).pack(b);
+      response = createResponse(b, this.store.revision, Result.NONE, 0, errorOffset);
+    }
+    b.finish(response);
+    return b.asUint8Array().slice();
+  }
+
+  private dispatch(request: QueryRequest): [Result, flatbuffers.Offset] {
+    switch (request.queryType()) {
+      case Query.TaskQuery: return [Result.TasksResult, this.tasks(request.query(new TaskQuery()) as TaskQuery)];
+      case Query.JobKeysQuery: return [Result.JobKeysResult, this.jobKeys(request.query(new JobKeysQuery()) as JobKeysQuery)];
+      case Query.RoleSummaryQuery: return [Result.RoleSummaryResult, this.roleSummary()];
+      case Query.JobSummaryQuery:
+        return [Result.JobSummaryResult, this.jobSummary(request.query(new JobSummaryQuery()) as JobSummaryQuery)];
+      case Query.QuotaQuery: return [Result.QuotaResult, this.quota(request.query(new QuotaQuery()) as QuotaQuery)];
+      case Query.CronJobsQuery:
+        return [Result.CronJobsResult, this.cronJobs(request.query(new CronJobsQuery()) as CronJobsQuery)];
+      case Query.JobUpdateQuery:
+        return [Result.JobUpdatesResult, this.jobUpdates(request.query(new JobUpdateQuery()) as JobUpdateQuery)];
+      case Query.HostAttributesQuery:
+        return [Result.HostAttributesResult, this.hosts(request.query(new HostAttributesQuery()) as HostAttributesQuery)];
+      case Query.MaintenanceQuery:
+        return [Result.MaintenanceResult, this.maintenance(request.query(new MaintenanceQuery()) as MaintenanceQuery)];
+      case Query.SchedulerQuery: return [Result.SchedulerResult, this.scheduler()];
+      default: throw invalid(`unknown query type ${request.queryType()}`);
+    }
+  }
+
+  private checkPin(count: number): void {
+    if ((count & 1023) === 0 && this.expired()) throw new DeadlineError();
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Tasks
+
+  private tasks(q: TaskQuery): flatbuffers.Offset {
+    checkPaging(q.offset(), q.limit());
+    const detail = q.configDetail();
+    if (detail < ConfigDetail.FULL || detail > ConfigDetail.HASH_ONLY) throw invalid('unknown config_detail');
+    const rows: number[] = [];
+    const ordered = this.candidates(q, rows);
+    const records: number[] = [];
+    const filter = this.filter(q);
+    if (filter !== null) {
+      for (let i = 0; i < rows.length; i++) {
+        const record = this.store.taskRecord(rows[i]!);
+        if (record !== 0 && this.matches(record, filter)) records.push(record);
+        this.checkPin(i);
+      }
+    }
+    if (!ordered) {
+      const view = this.view;
+      records.sort((a, b) => view.compareBlobs(view.u32[(a >>> 2) + layout.taskIdWord]!,
+        view.u32[(b >>> 2) + layout.taskIdWord]!));
+    }
+    const total = records.length;
+    const start = Math.min(q.offset(), total);
+    const end = q.limit() > 0 ? Math.min(total, start + q.limit()) : total;
+    const b = this.builder;
+    const configRows = new Map<number, number>();
+    const taskOffsets: flatbuffers.Offset[] = [];
+    for (let i = start; i < end; i++) {
+      const record = records[i]!;
+      const configRow = this.store.taskWord(record, layout.taskConfigRowWord);
+      if (!configRows.has(configRow)) configRows.set(configRow, configRows.size);
+      taskOffsets.push(this.encodeTask(record));
+      if (b.offset() > limits.resultBytesMax) throw new QueryError(ErrorCode.RESOURCE_EXHAUSTED, 'result too large: page it');
+    }
+    const tasks = TasksResult.createTasksVector(b, taskOffsets);
+    const configs = TasksResult.createConfigsVector(b, this.encodeConfigs([...configRows.keys()].map(
+      (row) => this.store.configBlob(row)), detail));
+    return TasksResult.createTasksResult(b, tasks, configs, total);
+  }
+
+  /** Candidate rows from the most selective index; true if they come in task id order already. */
+  private candidates(q: TaskQuery, rows: number[]): boolean {
+    const store = this.store;
+    const idCount = q.taskIdsLength();
+    if (idCount > limits.queryKeysMax || q.jobKeysLength() > limits.queryKeysMax ||
+      q.slaveHostsLength() > limits.queryKeysMax || q.statusesLength() > limits.queryKeysMax ||
+      q.instanceIdsLength() > limits.queryKeysMax) throw invalid(`a query vector holds at most ${limits.queryKeysMax}`);
+    if (idCount > 0) {
+      const seen = new Set<number>();
+      for (let i = 0; i < idCount; i++) {
+        const row = store.taskRow(q.taskIds(i, UTF8) as Uint8Array);
+        if (row >= 0 && !seen.has(row)) {
+          seen.add(row);
+          rows.push(row);
+        }
+      }
+      return false;
+    }
+    if (q.jobKeysLength() > 0) {
+      for (let i = 0; i < q.jobKeysLength(); i++) {
+        const job = q.jobKeys(i)!;
+        const ids = [store.stringId(str(job.role())), store.stringId(str(job.environment())),
+          store.stringId(str(job.name()))];
+        if (!ids.includes(0)) this.scanJobIndex(ids, rows);
+      }
+      return false;
+    }
+    const role = str(q.role());
+    if (role.trim() !== '') {
+      const ids = [store.stringId(role)];
+      const env = str(q.environment());
+      if (env !== '') {
+        ids.push(store.stringId(env));
+        const name = str(q.jobName());
+        if (name !== '') ids.push(store.stringId(name));
+      }
+      if (!ids.includes(0)) this.scanJobIndex(ids, rows);
+      return false;
+    }
+    if (q.slaveHostsLength() > 0) {
+      for (let i = 0; i < q.slaveHostsLength(); i++) {
+        const host = store.stringId(str(q.slaveHosts(i)));
+        if (host !== 0) this.scanPairs(layout.rootHostIndexWord, host, rows);
+      }
+      return false;
+    }
+    if (q.statusesLength() > 0) {
+      const statuses = q.statusesArray()!;
+      for (const status of new Set(statuses)) this.scanPairs(layout.rootStatusIndexWord, status, rows);
+      return false;
+    }
+    const cursor = store.cursor;
+    let count = 0;
+    for (let ok = cursor.seek(store.roots[layout.rootTaskIdTreeWord]!, null, taskIdShape); ok; ok = cursor.next()) {
+      rows.push(cursor.value(0));
+      this.checkPin(++count);
+    }
+    return true;
+  }
+
+  private scanJobIndex(prefix: number[], rows: number[]): void {
+    const cursor = this.store.cursor;
+    const key = this.key;
+    key.words.fill(0);
+    for (let i = 0; i < prefix.length; i++) key.words[i] = prefix[i]!;
+    let count = 0;
+    for (let ok = cursor.seek(this.store.roots[layout.rootJobIndexWord]!, key, jobIndexShape); ok; ok = cursor.next()) {
+      let same = true;
+      for (let i = 0; i < prefix.length && same; i++) same = cursor.keyWord(i) === prefix[i];
+      if (!same) break;
+      rows.push(cursor.keyWord(3));
+      this.checkPin(++count);
+    }
+  }
+
+  private scanPairs(rootWord: number, first: number, rows: number[]): void {
+    const cursor = this.store.cursor;
+    const key = new TreeKey(2);
+    key.words[0] = first;
+    let count = 0;
+    for (let ok = cursor.seek(this.store.roots[rootWord]!, key, pairShape); ok && cursor.keyWord(0) === first;
+      ok = cursor.next()) {
+      rows.push(cursor.keyWord(1));
+      this.checkPin(++count);
+    }
+  }
+
+  /** The query's restrictions as ids; null when one names a string no record has (nothing can match). */
+  private filter(q: TaskQuery): TaskFilter | null {
+    const store = this.store;
+    const filter: TaskFilter = { role: -1, env: -1, name: -1, statuses: null, instances: null, hosts: null, jobs: null };
+    const role = str(q.role());
+    if (role.trim() !== '') filter.role = store.stringId(role);
+    const env = str(q.environment());
+    if (env !== '') filter.env = store.stringId(env);
+    const name = str(q.jobName());
+    if (name !== '') filter.name = store.stringId(name);
+    if (filter.role === 0 || filter.env === 0 || filter.name === 0) return null;
+    if (q.statusesLength() > 0) {
+      filter.statuses = new Uint8Array(statusValueMax + 1);
+      for (const status of q.statusesArray()!) {
+        if (!isStatus(status)) throw invalid(`unknown status ${status}`);
+        filter.statuses[status] = 1;
+      }
+    }
+    if (q.instanceIdsLength() > 0) filter.instances = new Set(q.instanceIdsArray()!);
+    if (q.slaveHostsLength() > 0) {
+      filter.hosts = new Set();
+      for (let i = 0; i < q.slaveHostsLength(); i++) filter.hosts.add(store.stringId(str(q.slaveHosts(i))));
+      filter.hosts.delete(0);
+    }
+    if (q.jobKeysLength() > 0) {
+      filter.jobs = new Set();
+      for (let i = 0; i < q.jobKeysLength(); i++) {
+        const job = q.jobKeys(i)!;
+        filter.jobs.add(`${store.stringId(str(job.role()))},${store.stringId(str(job.environment()))},` +
+          `${store.stringId(str(job.name()))}`);
+      }
+    }
+    return filter;
+  }
+
+  private matches(record: number, f: TaskFilter): boolean {
+    const u32 = this.view.u32;
+    const w = record >>> 2;
+    const role = u32[w + layout.taskRoleWord]!;
+    const env = u32[w + layout.taskEnvWord]!;
+    const name = u32[w + layout.taskNameWord]!;
+    if (f.role >= 0 && role !== f.role) return false;
+    if (f.env >= 0 && env !== f.env) return false;
+    if (f.name >= 0 && name !== f.name) return false;
+    if (f.statuses !== null && f.statuses[u32[w + layout.taskStatusWord]!] !== 1) return false;
+    if (f.instances !== null && !f.instances.has(this.view.i32[w + layout.taskInstanceWord]!)) return false;
+    if (f.hosts !== null && !f.hosts.has(u32[w + layout.taskHostWord]!)) return false;
+    if (f.jobs !== null && !f.jobs.has(`${role},${env},${name}`)) return false;
+    return true;
+  }
+
+  private blobString(blob: number): Uint8Array {
+    const length = this.view.u32[blob >>> 2]!;
+    return this.view.u8.subarray(blob + 4, blob + 4 + length);
+  }
+
+  private optionalString(blob: number): flatbuffers.Offset {
+    return blob === 0 ? 0 : this.builder.createString(this.blobString(blob));
+  }
+
+  /** A ScheduledTask built from a task record (config by hash). */
+  private encodeTask(record: number): flatbuffers.Offset {
+    const b = this.builder;
+    const view = this.view;
+    const store = this.store;
+    const w = record >>> 2;
+    const u32 = view.u32;
+    const id = b.createString(this.blobString(u32[w + layout.taskIdWord]!));
+    const slaveId = this.optionalString(u32[w + layout.taskSlaveIdWord]!);
+    const host = u32[w + layout.taskHostWord]!;
+    const slaveHost = host === 0 ? 0 : this.optionalString(store.stringBlob(host));
+    const hash = AssignedTask.createConfigHashVector(b,
+      store.configHash(store.configBlob(u32[w + layout.taskConfigRowWord]!)));
+    const portsBlob = u32[w + layout.taskPortsWord]!;
+    let ports = 0;
+    if (portsBlob !== 0) {
+      const count = view.u32[(portsBlob >>> 2) + 1]!;
+      const offsets: flatbuffers.Offset[] = [];
+      let at = portsBlob + 8;
+      for (let i = 0; i < count; i++) {
+        const length = view.u32[(at >>> 2) + 1]!;
+        offsets.push(Port.createPort(b, b.createString(view.u8.subarray(at + 8, at + 8 + length)), view.i32[at >>> 2]!));
+        at += 8 + ((length + 3) & ~3);
+      }
+      ports = AssignedTask.createAssignedPortsVector(b, offsets);
+    }
+    AssignedTask.startAssignedTask(b);
+    AssignedTask.addTaskId(b, id);
+    if (slaveId !== 0) AssignedTask.addSlaveId(b, slaveId);
+    if (slaveHost !== 0) AssignedTask.addSlaveHost(b, slaveHost);
+    if (ports !== 0) AssignedTask.addAssignedPorts(b, ports);
+    AssignedTask.addInstanceId(b, view.i32[w + layout.taskInstanceWord]!);
+    AssignedTask.addConfigHash(b, hash);
+    const assigned = AssignedTask.endAssignedTask(b);
+    const events = this.encodeEvents(u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
+    const ancestor = this.optionalString(u32[w + layout.taskAncestorWord]!);
+    ScheduledTask.startScheduledTask(b);
+    ScheduledTask.addAssignedTask(b, assigned);
+    ScheduledTask.addStatus(b, u32[w + layout.taskStatusWord]!);
+    ScheduledTask.addFailureCount(b, view.i32[w + layout.taskFailureCountWord]!);
+    ScheduledTask.addTimesPartitioned(b, view.i32[w + layout.taskTimesPartitionedWord]!);
+    ScheduledTask.addTaskEvents(b, events);
+    if (ancestor !== 0) ScheduledTask.addAncestorId(b, ancestor);
+    ScheduledTask.addModRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskModRevisionF64]!));
+    ScheduledTask.addCreateRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!));
+    return ScheduledTask.endScheduledTask(b);
+  }
+
+  private encodeEvents(head: number, count: number): flatbuffers.Offset {
+    const b = this.builder;
+    const view = this.view;
+    const nodes = this.eventNodes;
+    nodes.length = 0;
+    for (let node = head; node !== 0 && nodes.length < count; node = view.u32[(node >>> 2) + layout.eventPrevWord]!) {
+      nodes.push(node);
+    }
+    const offsets: flatbuffers.Offset[] = [];
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      const node = nodes[i]!;
+      const w = node >>> 2;
+      const message = this.optionalString(view.u32[w + layout.eventMessageWord]!);
+      const schedulerId = view.u32[w + layout.eventSchedulerWord]!;
+      const scheduler = schedulerId === 0 ? 0 : this.optionalString(this.store.stringBlob(schedulerId));
+      offsets.push(TaskEvent.createTaskEvent(b, BigInt(view.f64[(node >>> 3) + layout.eventTimestampF64]!),
+        view.u32[w + layout.eventStatusWord]!, message, scheduler));
+    }
+    return ScheduledTask.createTaskEventsVector(b, offsets);
+  }
+
+  /** StoredConfig tables for config blobs, whole, without executor data, or none (HASH_ONLY). */
+  private encodeConfigs(blobs: number[], detail: ConfigDetail): flatbuffers.Offset[] {
+    if (detail === ConfigDetail.HASH_ONLY) return [];
+    const b = this.builder;
+    return blobs.map((blob) => {
+      let bytes = this.store.configBytes(blob);
+      if (detail === ConfigDetail.WITHOUT_EXECUTOR_DATA) {
+        const config = decodeConfig(bytes.slice());
+        if (config.executorConfig !== null) config.executorConfig.data = null;
+        bytes = canonicalConfig(config).bytes;
+      }
+      return StoredConfig.createStoredConfig(b, StoredConfig.createHashVector(b, this.store.configHash(blob)),
+        StoredConfig.createBytesVector(b, bytes));
+    });
+  }
+
+  /** The same, as object-API values for results built with pack(). */
+  private storedConfigs(hashes: Uint8Array[], detail: ConfigDetail): StoredConfigT[] {
+    if (detail === ConfigDetail.HASH_ONLY) return [];
+    const seen = new Set<string>();
+    const out: StoredConfigT[] = [];
+    for (const hash of hashes) {
+      const hex = Buffer.from(hash).toString('hex');
+      if (seen.has(hex)) continue;
+      seen.add(hex);
+      const blob = this.configBlobByHash(hash);
+      if (blob === 0) continue;
+      let bytes: Uint8Array = this.store.configBytes(blob).slice();
+      if (detail === ConfigDetail.WITHOUT_EXECUTOR_DATA) {
+        const config = decodeConfig(bytes);
+        if (config.executorConfig !== null) config.executorConfig.data = null;
+        bytes = canonicalConfig(config).bytes;
+      }
+      out.push(new StoredConfigT(Array.from(hash), Array.from(bytes)));
+    }
+    return out;
+  }
+
+  private configBlobByHash(hash: Uint8Array): number {
+    const words = [0, 4, 8, 12].map((i) => ((hash[i]! << 24) | (hash[i + 1]! << 16) | (hash[i + 2]! << 8) | hash[i + 3]!) >>> 0);
+    const row = this.store.find4(layout.rootConfigHashWord, words[0]!, words[1]!, words[2]!, words[3]!);
+    return row === 0 ? 0 : this.store.configBlob(row);
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Jobs and summaries (from aggregates)
+
+  /** Visits aggregate entries of a tree under an optional role prefix: (key words, block). */
+  private scanTree(rootWord: number, keyWords: number, role: number, visit: (words: number[], value: number) => void):
+    void {
+    const shape = keyWords === 1 ? oneKeyShape : keyWords === 2 ? twoKeyShape : keyWords === 3 ? threeKeyShape :
+      fourKeyShape;
+    const cursor = this.store.cursor;
+    const key = new TreeKey(keyWords);
+    if (role > 0) key.words[0] = role;
+    for (let ok = cursor.seek(this.store.roots[rootWord]!, role > 0 ? key : null, shape); ok; ok = cursor.next()) {
+      if (role > 0 && cursor.keyWord(0) !== role) break;
+      const words: number[] = [];
+      for (let i = 0; i < keyWords; i++) words.push(cursor.keyWord(i));
+      visit(words, cursor.value(0));
+    }
+  }
+
+  private roleFilter(value: string | Uint8Array | null): number {
+    const role = str(value);
+    if (role === '') return -1;
+    return this.store.stringId(role);
+  }
+
+  private jobKeys(q: JobKeysQuery): flatbuffers.Offset {
+    const role = this.roleFilter(q.role());
+    const keys: string[][] = [];
+    if (role !== 0) {
+      this.scanTree(layout.rootJobAggWord, 3, role, (words, block) => {
+        if (this.view.i32[(block >>> 2) + layout.aggTaskCountWord]! > 0) keys.push(words.map((id) => this.store.stringOf(id)));
+      });
+    }
+    keys.sort(compareKeys);
+    const b = this.builder;
+    const offsets = keys.map((k) => JobKey.createJobKey(b, b.createString(k[0]!), b.createString(k[1]!), b.createString(k[2]!)));
+    return JobKeysResult.createJobKeysResult(b, JobKeysResult.createJobsVector(b, offsets));
+  }
+
+  private roleSummary(): flatbuffers.Offset {
+    const roles: { role: string; block: number }[] = [];
+    this.scanTree(layout.rootRoleAggWord, 1, -1, (words, block) => roles.push({ role: this.store.stringOf(words[0]!), block }));
+    roles.sort((a, b) => compareUtf8(a.role, b.role));
+    const b = this.builder;
+    const i32 = this.view.i32;
+    const offsets = roles.map(({ role, block }) => RoleSummary.createRoleSummary(b, b.createString(role),
+      i32[(block >>> 2) + layout.aggJobCountWord]!, i32[(block >>> 2) + layout.aggCronCountWord]!,
+      i32[(block >>> 2) + layout.aggTaskCountWord]!));
+    return RoleSummaryResult.createRoleSummaryResult(b, RoleSummaryResult.createRolesVector(b, offsets));
+  }
+
+  private jobSummary(q: JobSummaryQuery): flatbuffers.Offset {
+    const role = this.roleFilter(q.role());
+    const jobs: { key: string[]; ids: number[]; block: number }[] = [];
+    if (role !== 0) {
+      this.scanTree(layout.rootJobAggWord, 3, role, (words, block) =>
+        jobs.push({ key: words.map((id) => this.store.stringOf(id)), ids: words, block }));
+    }
+    jobs.sort((a, b) => compareKeys(a.key, b.key));
+    const b = this.builder;
+    const i32 = this.view.i32;
+    const offsets = jobs.map(({ key, ids, block }) => {
+      const counts = i32.subarray((block >>> 2) + layout.aggStatusCountsWord,
+        (block >>> 2) + layout.aggStatusCountsWord + layout.statusValueCount);
+      const stats = [0, 0, 0, 0];
+      for (let status = 0; status < counts.length; status++) if (isStatus(status)) stats[jobStatsBucket(status)]! += counts[status]!;
+      let cron = 0;
+      if (i32[(block >>> 2) + layout.aggCronCountWord]! > 0) {
+        const job = this.cronJob(this.store.find3(layout.rootCronWord, ids[0]!, ids[1]!, ids[2]!));
+        cron = job.pack(b);
+      }
+      const keyOffset = JobKey.createJobKey(b, b.createString(key[0]!), b.createString(key[1]!), b.createString(key[2]!));
+      const countsOffset = JobSummary.createStatusCountsVector(b, Array.from(counts));
+      const statsOffset = JobStats.createJobStats(b, stats[1]!, stats[2]!, stats[3]!, stats[0]!);
+      JobSummary.startJobSummary(b);
+      JobSummary.addJob(b, keyOffset);
+      JobSummary.addStats(b, statsOffset);
+      JobSummary.addStatusCounts(b, countsOffset);
+      if (cron !== 0) JobSummary.addCron(b, cron);
+      return JobSummary.endJobSummary(b);
+    });
+    return JobSummaryResult.createJobSummaryResult(b, JobSummaryResult.createJobsVector(b, offsets));
+  }
+
+  private quota(q: QuotaQuery): flatbuffers.Offset {
+    const role = str(q.role());
+    if (role === '') throw invalid('QuotaQuery needs a role');
+    const id = this.store.stringId(role);
+    const result = new QuotaResultT(role);
+    const blob = id === 0 ? 0 : this.store.find1(layout.rootQuotaWord, id);
+    if (blob !== 0) {
+      result.quota = Quota.getRootAsQuota(new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack().quota;
+      result.quotaRevision = BigInt(this.store.blobRevision(blob));
+    }
+    const block = id === 0 ? 0 : this.store.find1(layout.rootRoleAggWord, id);
+    const totals = (bucket: number): ResourceTotalsT => {
+      if (block === 0) return new ResourceTotalsT(0, 0, 0, 0);
+      const at = (block >>> 3) + layout.aggTotalsF64 + bucket * 4;
+      const f64 = this.view.f64;
+      return new ResourceTotalsT(f64[at]!, f64[at + 1]!, f64[at + 2]!, f64[at + 3]!);
+    };
+    result.prodShared = totals(layout.bucketProdShared);
+    result.prodDedicated = totals(layout.bucketProdDedicated);
+    result.nonProdShared = totals(layout.bucketNonProdShared);
+    result.nonProdDedicated = totals(layout.bucketNonProdDedicated);
+    return result.pack(this.builder);
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Cron jobs, updates, hosts, scheduler
+
+  private cronJob(blob: number): JobConfigurationT {
+    const job = JobConfiguration.getRootAsJobConfiguration(new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
+    job.modRevision = BigInt(this.store.blobRevision(blob));
+    return job;
+  }
+
+  private cronJobs(q: CronJobsQuery): flatbuffers.Offset {
+    const role = this.roleFilter(q.role());
+    const jobKey = q.job()?.unpack() ?? null;
+    const jobs: { key: string[]; job: JobConfigurationT }[] = [];
+    if (role !== 0) {
+      this.scanTree(layout.rootCronWord, 3, role, (words, blob) => {
+        const key = words.map((id) => this.store.stringOf(id));
+        if (jobKey !== null && (key[0] !== str(jobKey.role) || key[1] !== str(jobKey.environment) ||
+          key[2] !== str(jobKey.name))) return;
+        jobs.push({ key, job: this.cronJob(blob) });
+      });
+    }
+    jobs.sort((a, b) => compareKeys(a.key, b.key));
+    const result = new CronJobsResultT(jobs.map((j) => j.job),
+      this.storedConfigs(jobs.map((j) => Uint8Array.from(j.job.configHash)), ConfigDetail.FULL));
+    return result.pack(this.builder);
+  }
+
+  private jobUpdates(q: JobUpdateQuery): flatbuffers.Offset {
+    checkPaging(q.offset(), q.limit());
+    const detail = q.configDetail();
+    if (detail < ConfigDetail.FULL || detail > ConfigDetail.HASH_ONLY) throw invalid('unknown config_detail');
+    const statuses = q.updateStatusesLength() > 0 ? new Set(q.updateStatusesArray()!) : null;
+    for (const status of statuses ?? []) {
+      if (status < JobUpdateStatus.ROLLING_FORWARD || status > JobUpdateStatus.ROLL_BACK_AWAITING_PULSE) {
+        throw invalid('unknown job update status');
+      }
+    }
+    const key = q.key()?.unpack() ?? null;
+    const jobKey = q.jobKey()?.unpack() ?? null;
+    const user = str(q.user());
+    const role = this.roleFilter(q.role());
+    const found: { key: string[]; details: JobUpdateDetailsT; modified: bigint }[] = [];
+    if (role !== 0) {
+      this.scanTree(layout.rootUpdateWord, 4, role, (words, record) => {
+        const k = words.map((id) => this.store.stringOf(id));
+        if (key !== null && !sameUpdateKey(k, key)) return;
+        if (jobKey !== null && !sameJob(k, jobKey)) return;
+        const details = this.updateDetails(record);
+        const summary = details.update!.summary!;
+        if (user !== '' && str(summary.user) !== user) return;
+        if (statuses !== null && !statuses.has(summary.state!.status)) return;
+        found.push({ key: k, details, modified: summary.state!.lastModifiedTimestampMs });
+      });
+    }
+    found.sort((a, b) => (a.modified > b.modified ? -1 : a.modified < b.modified ? 1 : compareKeys(a.key, b.key)));
+    const total = found.length;
+    const start = Math.min(q.offset(), total);
+    const end = q.limit() > 0 ? Math.min(total, start + q.limit()) : total;
+    const page = found.slice(start, end).map((f) => f.details);
+    const hashes: Uint8Array[] = [];
+    for (const details of page) {
+      const instructions = details.update!.instructions!;
+      for (const entry of instructions.initialState) hashes.push(Uint8Array.from(entry.configHash));
+      if (instructions.desiredState !== null) hashes.push(Uint8Array.from(instructions.desiredState.configHash));
+    }
+    return new JobUpdatesResultT(page, this.storedConfigs(hashes, detail), total).pack(this.builder);
+  }
+
+  /** An update with its events (oldest first) and its derived state. */
+  private updateDetails(record: number): JobUpdateDetailsT {
+    const view = this.view;
+    const w = record >>> 2;
+    const update = JobUpdate.getRootAsJobUpdate(new flatbuffers.ByteBuffer(
+      this.store.blobBytes(view.u32[w + layout.updateBlobWord]!).slice())).unpack();
+    const events = this.listBlobs(view.u32[w + layout.updateEventsWord]!, view.u32[w + layout.updateEventCountWord]!)
+      .map((bytes) => JobUpdateEvent.getRootAsJobUpdateEvent(new flatbuffers.ByteBuffer(bytes)).unpack());
+    const instanceEvents = this.listBlobs(view.u32[w + layout.updateInstanceEventsWord]!,
+      view.u32[w + layout.updateInstanceEventCountWord]!)
+      .map((bytes) => JobInstanceUpdateEvent.getRootAsJobInstanceUpdateEvent(new flatbuffers.ByteBuffer(bytes)).unpack());
+    const last = events[events.length - 1];
+    const lastInstance = instanceEvents[instanceEvents.length - 1];
+    let modified = last?.timestampMs ?? 0n;
+    if (lastInstance !== undefined && lastInstance.timestampMs > modified) modified = lastInstance.timestampMs;
+    update.summary!.state = new JobUpdateStateT(last?.status ?? JobUpdateStatus.ROLLING_FORWARD,
+      events[0]?.timestampMs ?? 0n, modified);
+    return new JobUpdateDetailsT(update, events, instanceEvents,
+      BigInt(view.f64[(record >>> 3) + layout.updateModRevisionF64]!));
+  }
+
+  /** The blobs of a newest-first list, oldest first. */
+  private listBlobs(head: number, count: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let node = head; node !== 0 && out.length < count; node = this.view.u32[(node >>> 2) + layout.listPrevWord]!) {
+      out.push(this.store.blobBytes(this.view.u32[(node >>> 2) + layout.listBlobWord]!).slice());
+    }
+    return out.reverse();
+  }
+
+  private hostBlobs(rootWord: number, count: number, host: (i: number) => string): { host: string; blob: number }[] {
+    if (count > limits.queryKeysMax) throw invalid(`a query vector holds at most ${limits.queryKeysMax}`);
+    const out: { host: string; blob: number }[] = [];
+    if (count === 0) {
+      this.scanTree(rootWord, 1, -1, (words, blob) => out.push({ host: this.store.stringOf(words[0]!), blob }));
+    } else {
+      const seen = new Set<string>();
+      for (let i = 0; i < count; i++) {
+        const name = host(i);
+        if (seen.has(name)) continue;
+        seen.add(name);
+        const id = this.store.stringId(name);
+        const blob = id === 0 ? 0 : this.store.find1(rootWord, id);
+        if (blob !== 0) out.push({ host: name, blob });
+      }
+    }
+    return out.sort((a, b) => compareUtf8(a.host, b.host));
+  }
+
+  private hosts(q: HostAttributesQuery): flatbuffers.Offset {
+    const found = this.hostBlobs(layout.rootHostAttributesWord, q.hostsLength(), (i) => str(q.hosts(i)));
+    return new HostAttributesResultT(found.map(({ blob }) => {
+      const host = HostAttributes.getRootAsHostAttributes(new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
+      host.modRevision = BigInt(this.store.blobRevision(blob));
+      return host;
+    })).pack(this.builder);
+  }
+
+  private maintenance(q: MaintenanceQuery): flatbuffers.Offset {
+    const found = this.hostBlobs(layout.rootMaintenanceWord, q.hostsLength(), (i) => str(q.hosts(i)));
+    return new MaintenanceResultT(found.map(({ blob }) => {
+      const request = HostMaintenanceRequest.getRootAsHostMaintenanceRequest(
+        new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
+      request.modRevision = BigInt(this.store.blobRevision(blob));
+      return request;
+    })).pack(this.builder);
+  }
+
+  private scheduler(): flatbuffers.Offset {
+    const blob = this.store.roots[layout.rootSchedulerWord]!;
+    const result = new SchedulerResultT(null);
+    if (blob !== 0) {
+      const metadata = SchedulerMetadata.getRootAsSchedulerMetadata(new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
+      metadata.modRevision = BigInt(this.store.blobRevision(blob));
+      result.metadata = metadata;
+    }
+    return result.pack(this.builder);
+  }
+}
+
+function createResponse(b: flatbuffers.Builder, revision: number, type: Result, result: flatbuffers.Offset,
+  error: flatbuffers.Offset): flatbuffers.Offset {
+  QueryResponse.startQueryResponse(b);
+  QueryResponse.addRevision(b, BigInt(revision));
+  if (type !== Result.NONE) {
+    QueryResponse.addResultType(b, type);
+    QueryResponse.addResult(b, result);
+  }
+  if (error !== 0) QueryResponse.addError(b, error);
+  return QueryResponse.endQueryResponse(b);
+}
+
+function compareKeys(a: string[], b: string[]): number {
+  for (let i = 0; i < a.length; i++) {
+    const c = compareUtf8(a[i]!, b[i]!);
+    if (c !== 0) return c;
+  }
+  return 0;
+}
+
+function sameJob(key: string[], job: JobKeyT): boolean {
+  return key[0] === str(job.role) && key[1] === str(job.environment) && key[2] === str(job.name);
+}
+
+function sameUpdateKey(key: string[], updateKey: { job: JobKeyT | null; id: string | Uint8Array | null }): boolean {
+  return updateKey.job !== null && sameJob(key, updateKey.job) && key[3] === str(updateKey.id);
+}

@@ -1,0 +1,223 @@
+/**
+ * The writer core: groups of transactions, revisions, idempotency, publish and reclamation.
+ * Owner: the writer thread only (main.ts runs it; tests and benchmarks may run it in their own thread).
+ *
+ * Commit path of a group, in this order (the durability issue slots the log in at step 3):
+ *   1. beginGroup(): the epoch being built is the published one + 1;
+ *   2. commit() per transaction: plan (all checks) -> apply -> one revision, result bytes kept;
+ *   3. (log append of the group's records, one fdatasync);
+ *   4. publish(): root block -> Atomics.store(root) -> Atomics.store(epoch); reclaim what no pin can reach;
+ *   5. the caller hands out the group's results.
+ * Invariants: revisions are consecutive and one per changing transaction; nothing of a group is visible before
+ * publish; the writer never waits for a reader (an expired pin is ignored, and its reader's query fails).
+ */
+import * as flatbuffers from 'flatbuffers';
+import { ArenaAllocator, ArenaFullError, ArenaView } from '../../core/arena.js';
+import { AssertionError } from '../../core/assert.js';
+import {
+  ErrorCode, ErrorT, OpResultT, Transaction, TransactionResultT,
+} from '../../core/fbs/strata.js';
+import * as layout from '../../core/layout.js';
+import * as limits from '../../core/limits.js';
+import { Applier, type OpOutcome } from './apply.js';
+import { Planner, PlanError } from './plan.js';
+import { Tables } from './tables.js';
+
+export interface WriterOptions {
+  arena: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  arenaBytesMax: number;
+  pinMsMax: number;
+  now: () => number;
+}
+
+interface Outcome { revision: number; code: ErrorCode; message: string; opIndex: number; preconditionIndex: number;
+  ops: OpOutcome[] | null }
+
+const builder = new flatbuffers.Builder(1024);
+
+export class WriterCore {
+  readonly tables: Tables;
+  readonly allocator: ArenaAllocator;
+  private readonly planner: Planner;
+  private readonly applier: Applier;
+  private readonly control: Int32Array;
+  private readonly controlF64: Float64Array;
+  private readonly options: WriterOptions;
+  revision = 0;
+  epochPublished = 0;
+  private rootPublished = 0;
+  private readonly idempotency = new Map<string, Outcome>();
+  private readonly idempotencyOrder: string[] = [];
+  private idempotencyHead = 0;
+  pinsExpired = 0;
+  groupsPublished = 0;
+
+  constructor(options: WriterOptions) {
+    this.options = options;
+    const view = new ArenaView(options.arena);
+    this.allocator = new ArenaAllocator(view, options.arenaBytesMax);
+    this.tables = new Tables(view, this.allocator);
+    this.planner = new Planner(this.tables);
+    this.applier = new Applier(this.tables);
+    this.control = new Int32Array(options.control);
+    this.controlF64 = new Float64Array(options.control);
+    this.beginGroup();
+    this.publish();
+    Atomics.store(this.control, layout.controlWriterStateWord, layout.writerStateRunning);
+  }
+
+  beginGroup(): void {
+    this.tables.context.epochBuilding = this.epochPublished + 1;
+  }
+
+  /** Checks and applies one transaction; returns its TransactionResult bytes (valid after publish only). */
+  commit(bytes: Uint8Array): Uint8Array {
+    if (bytes.length > limits.transactionBytesMax) {
+      return encodeOutcome(errorOutcome(this.revision, ErrorCode.INVALID_ARGUMENT,
+        `a transaction is at most ${limits.transactionBytesMax} bytes`), false);
+    }
+    let transaction: Transaction;
+    let clientId: string | null;
+    let sequence: bigint;
+    try {
+      transaction = Transaction.getRootAsTransaction(new flatbuffers.ByteBuffer(bytes));
+      ({ clientId, sequence } = Planner.idempotency(transaction));
+    } catch (error) {
+      return encodeOutcome(this.clientError(error), false);
+    }
+    const key = clientId === null ? null : `${clientId}\u0000${sequence}`;
+    if (key !== null) {
+      const first = this.idempotency.get(key);
+      if (first !== undefined) return encodeOutcome(first, true);
+    }
+    const outcome = this.commitTransaction(transaction, clientId, sequence, bytes.length);
+    if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, outcome);
+    return encodeOutcome(outcome, false);
+  }
+
+  private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint, bytes: number):
+    Outcome {
+    let plan;
+    try {
+      plan = this.planner.plan(transaction, clientId, sequence);
+    } catch (error) {
+      return this.clientError(error);
+    }
+    // Apply must not fail half way: make sure the arena can take a generous bound of what this one writes.
+    const bytesNeeded = 1024 * 1024 + bytes * 16;
+    if (this.allocator.headroomBytes() < bytesNeeded) {
+      return errorOutcome(this.revision, ErrorCode.RESOURCE_EXHAUSTED, 'the arena is full');
+    }
+    const tables = this.tables;
+    tables.revisionBuilding = this.revision + 1;
+    const ops: OpOutcome[] = [];
+    let changed = false;
+    for (const op of plan.ops) {
+      const outcome = this.applier.apply(op);
+      if (!outcome.noop) changed = true;
+      ops.push(outcome);
+    }
+    tables.flushConfigs();
+    if (changed) this.revision++;
+    return { revision: this.revision, code: ErrorCode.OK, message: '', opIndex: -1, preconditionIndex: -1, ops };
+  }
+
+  /** A client's mistake (or malformed bytes) as an outcome; a bug or a full arena is rethrown. */
+  private clientError(error: unknown): Outcome {
+    if (error instanceof PlanError) {
+      const outcome = errorOutcome(this.revision, error.code, error.message);
+      outcome.opIndex = error.opIndex;
+      outcome.preconditionIndex = error.preconditionIndex;
+      return outcome;
+    }
+    if (error instanceof AssertionError || error instanceof ArenaFullError) throw error;
+    return errorOutcome(this.revision, ErrorCode.INVALID_ARGUMENT,
+      `malformed transaction: ${(error as Error)?.message ?? String(error)}`);
+  }
+
+  private remember(key: string, outcome: Outcome): void {
+    this.idempotency.set(key, outcome);
+    this.idempotencyOrder.push(key);
+    if (this.idempotency.size > limits.idempotencyKeysMax) {
+      this.idempotency.delete(this.idempotencyOrder[this.idempotencyHead]!);
+      this.idempotencyHead++;
+      if (this.idempotencyHead > limits.idempotencyKeysMax) {
+        this.idempotencyOrder.splice(0, this.idempotencyHead);
+        this.idempotencyHead = 0;
+      }
+    }
+  }
+
+  /** Makes everything applied since beginGroup() visible to readers, then reclaims unreachable memory. */
+  publish(): void {
+    const tables = this.tables;
+    const epoch = tables.context.epochBuilding;
+    const root = tables.writeRootBlock(this.revision);
+    Atomics.store(this.control, layout.controlRootPublishedWord, root);
+    Atomics.store(this.control, layout.controlEpochPublishedWord, epoch | 0);
+    Atomics.store(this.control, layout.controlArenaBytesWord, tables.view.bytes | 0);
+    Atomics.store(this.control, layout.controlArenaBytesUsedWord, this.allocator.bytesAllocated | 0);
+    if (this.rootPublished !== 0) this.allocator.retire(this.rootPublished, layout.rootBytes, epoch);
+    this.rootPublished = root;
+    this.epochPublished = epoch;
+    this.groupsPublished++;
+    this.allocator.reclaim(this.epochSafe());
+    this.beginGroup();
+  }
+
+  /**
+   * The oldest epoch a reader may still read: the oldest live pin, or the published epoch. A pin older than
+   * pinMsMax is marked expired and ignored (its reader's query fails with DEADLINE_EXCEEDED).
+   */
+  private epochSafe(): number {
+    const control = this.control;
+    const published = this.epochPublished;
+    let safe = published;
+    const now = this.options.now();
+    for (let slot = 0; slot < limits.readerSlotsMax; slot++) {
+      if (Atomics.load(control, layout.slotWord(slot, layout.slotOwnerWord)) === 0) continue;
+      if (Atomics.load(control, layout.slotWord(slot, layout.slotStateWord)) !== layout.slotStatePinned) continue;
+      const pin = Atomics.load(control, layout.slotWord(slot, layout.slotEpochWord));
+      const age = now - this.controlF64[layout.controlPinTimeF64 + slot]!;
+      if (age > this.options.pinMsMax) {
+        if (Atomics.compareExchange(control, layout.slotWord(slot, layout.slotStateWord), layout.slotStatePinned,
+          layout.slotStateExpired) === layout.slotStatePinned) this.pinsExpired++;
+        continue;
+      }
+      const pinFull = published - (((published | 0) - pin) >>> 0);
+      if (pinFull < safe) safe = pinFull;
+    }
+    return safe;
+  }
+
+  stats(): { revision: number; configCount: number; taskCount: number; arenaBytesUsed: number; arenaBytes: number;
+    retired: number; pinsExpired: number; groups: number; strings: number } {
+    return {
+      revision: this.revision, configCount: this.tables.configCount, taskCount: this.tables.taskCount,
+      arenaBytesUsed: this.allocator.bytesAllocated, arenaBytes: this.tables.view.bytes,
+      retired: this.allocator.retiredCount(), pinsExpired: this.pinsExpired, groups: this.groupsPublished,
+      strings: this.tables.internedCount(),
+    };
+  }
+}
+
+function errorOutcome(revision: number, code: ErrorCode, message: string): Outcome {
+  return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null };
+}
+
+function encodeOutcome(outcome: Outcome, duplicate: boolean): Uint8Array {
+  const result = new TransactionResultT();
+  result.duplicate = duplicate;
+  if (outcome.code !== ErrorCode.OK) {
+    result.revision = 0n;
+    result.error = new ErrorT(outcome.code, outcome.message, outcome.opIndex, outcome.preconditionIndex,
+      BigInt(outcome.revision));
+  } else {
+    result.revision = BigInt(outcome.revision);
+    result.ops = outcome.ops!.map((op) => new OpResultT(op.noop, op.count, op.changed ?? []));
+  }
+  builder.clear();
+  builder.finish(result.pack(builder));
+  return builder.asUint8Array().slice();
+}

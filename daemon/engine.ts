@@ -151,6 +151,15 @@ export class Engine {
     this.port.postMessage(message);
   }
 
+  /** Answers several QueryRequests on one and the same revision (one pin), in order. */
+  queryBatch(requests: Uint8Array[]): Promise<Uint8Array[]> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (requests.length > limits.queryBatchMax) {
+      return Promise.reject(new EngineError(`at most ${limits.queryBatchMax} queries in one batch`));
+    }
+    return this.pool.run({ requests }).then((packed: Uint8Array) => unpack(packed));
+  }
+
   /** Answers a QueryRequest (FlatBuffers bytes) with QueryResponse bytes. */
   query(request: Uint8Array): Promise<Uint8Array> {
     if (this.failure !== null) return Promise.reject(this.failure);

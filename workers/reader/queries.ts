@@ -10,6 +10,7 @@
 import * as flatbuffers from 'flatbuffers';
 import type { ArenaView } from '../../core/arena.js';
 import { TreeKey } from '../../core/btree.js';
+import { checkedBuffer } from '../../core/checked.js';
 import { canonicalConfig, decodeConfig } from '../../core/config.js';
 import {
   AssignedTask, ConfigDetail, CronJobsQuery, CronJobsResultT, ErrorCode, ErrorT, HostAttributes,
@@ -82,7 +83,7 @@ export class QueryRunner {
     b.clear();
     let response: flatbuffers.Offset;
     try {
-      const request = QueryRequest.getRootAsQueryRequest(new flatbuffers.ByteBuffer(bytes), this.request);
+      const request = QueryRequest.getRootAsQueryRequest(checkedBuffer(bytes), this.request);
       const [type, result] = this.dispatch(request);
       response = createResponse(b, this.store.revision, type, result, 0);
     } catch (error) {

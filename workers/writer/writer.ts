@@ -14,6 +14,7 @@
 import * as flatbuffers from 'flatbuffers';
 import { ArenaAllocator, ArenaFullError, ArenaView } from '../../core/arena.js';
 import { AssertionError } from '../../core/assert.js';
+import { checkedBuffer } from '../../core/checked.js';
 import {
   ErrorCode, ErrorT, OpResultT, Transaction, TransactionResultT,
 } from '../../core/fbs/strata.js';
@@ -81,7 +82,7 @@ export class WriterCore {
     let clientId: string | null;
     let sequence: bigint;
     try {
-      transaction = Transaction.getRootAsTransaction(new flatbuffers.ByteBuffer(bytes));
+      transaction = Transaction.getRootAsTransaction(checkedBuffer(bytes));
       ({ clientId, sequence } = Planner.idempotency(transaction));
     } catch (error) {
       return encodeOutcome(this.clientError(error), false);

@@ -29,6 +29,7 @@ import {
   fourKeyShape, jobIndexShape, oneKeyShape, pairShape, StoreReader, taskIdShape, threeKeyShape, twoKeyShape,
 } from '../../core/store.js';
 import { DeadlineError } from './pin.js';
+import { TaskResponseWriter } from './task-encoder.js';
 
 export class QueryError extends Error {
   readonly code: ErrorCode;
@@ -70,6 +71,7 @@ export class QueryRunner {
   private readonly key = new TreeKey(4);
   private readonly request = new QueryRequest();
   private readonly eventNodes: number[] = [];
+  private readonly taskWriter = new TaskResponseWriter();
 
   constructor(view: ArenaView, store: StoreReader, expired: () => boolean) {
     this.view = view;
@@ -84,6 +86,7 @@ export class QueryRunner {
     let response: flatbuffers.Offset;
     try {
       const request = QueryRequest.getRootAsQueryRequest(checkedBuffer(bytes), this.request);
+      if (request.queryType() === Query.TaskQuery) return this.tasks(request.query(new TaskQuery()) as TaskQuery);
       const [type, result] = this.dispatch(request);
       response = createResponse(b, this.store.revision, type, result, 0);
     } catch (error) {
@@ -100,7 +103,6 @@ export class QueryRunner {
 
   private dispatch(request: QueryRequest): [Result, flatbuffers.Offset] {
     switch (request.queryType()) {
-      case Query.TaskQuery: return [Result.TasksResult, this.tasks(request.query(new TaskQuery()) as TaskQuery)];
       case Query.JobKeysQuery: return [Result.JobKeysResult, this.jobKeys(request.query(new JobKeysQuery()) as JobKeysQuery)];
       case Query.RoleSummaryQuery: return [Result.RoleSummaryResult, this.roleSummary()];
       case Query.JobSummaryQuery:
@@ -126,7 +128,8 @@ export class QueryRunner {
   // ----------------------------------------------------------------------------------------------------------
   // Tasks
 
-  private tasks(q: TaskQuery): flatbuffers.Offset {
+  /** A whole QueryResponse with a TasksResult, written by the specialised encoder (task-encoder.ts). */
+  private tasks(q: TaskQuery): Uint8Array {
     checkPaging(q.offset(), q.limit());
     const detail = q.configDetail();
     if (detail < ConfigDetail.FULL || detail > ConfigDetail.HASH_ONLY) throw invalid('unknown config_detail');
@@ -149,20 +152,37 @@ export class QueryRunner {
     const total = records.length;
     const start = Math.min(q.offset(), total);
     const end = q.limit() > 0 ? Math.min(total, start + q.limit()) : total;
-    const b = this.builder;
+    const writer = this.taskWriter;
+    writer.begin(this.store.revision, end - start, total);
     const configRows = new Map<number, number>();
-    const taskOffsets: flatbuffers.Offset[] = [];
     for (let i = start; i < end; i++) {
       const record = records[i]!;
       const configRow = this.store.taskWord(record, layout.taskConfigRowWord);
       if (!configRows.has(configRow)) configRows.set(configRow, configRows.size);
-      taskOffsets.push(this.encodeTask(record));
-      if (b.offset() > limits.resultBytesMax) throw new QueryError(ErrorCode.RESOURCE_EXHAUSTED, 'result too large: page it');
+      this.encodeTask(record);
+      if (writer.bytesWritten > limits.resultBytesMax) {
+        throw new QueryError(ErrorCode.RESOURCE_EXHAUSTED, 'result too large: page it');
+      }
     }
-    const tasks = TasksResult.createTasksVector(b, taskOffsets);
-    const configs = TasksResult.createConfigsVector(b, this.encodeConfigs([...configRows.keys()].map(
-      (row) => this.store.configBlob(row)), detail));
-    return TasksResult.createTasksResult(b, tasks, configs, total);
+    if (detail === ConfigDetail.HASH_ONLY) {
+      writer.configs(0);
+    } else {
+      let entry = writer.configs(configRows.size);
+      for (const row of configRows.keys()) {
+        const blob = this.store.configBlob(row);
+        writer.storedConfig(entry, this.store.configHash(blob), this.configBytes(blob, detail));
+        entry += 4;
+      }
+    }
+    return writer.finish();
+  }
+
+  private configBytes(blob: number, detail: ConfigDetail): Uint8Array {
+    const bytes = this.store.configBytes(blob);
+    if (detail !== ConfigDetail.WITHOUT_EXECUTOR_DATA) return bytes;
+    const config = decodeConfig(bytes.slice());
+    if (config.executorConfig !== null) config.executorConfig.data = null;
+    return canonicalConfig(config).bytes;
   }
 
   /** Candidate rows from the most selective index; true if they come in task id order already. */
@@ -303,98 +323,68 @@ export class QueryRunner {
     return true;
   }
 
-  private blobString(blob: number): Uint8Array {
-    const length = this.view.u32[blob >>> 2]!;
-    return this.view.u8.subarray(blob + 4, blob + 4 + length);
-  }
-
-  private optionalString(blob: number): flatbuffers.Offset {
-    return blob === 0 ? 0 : this.builder.createString(this.blobString(blob));
-  }
-
-  /** A ScheduledTask built from a task record (config by hash). */
-  private encodeTask(record: number): flatbuffers.Offset {
-    const b = this.builder;
+  /** Writes one task (ScheduledTask, AssignedTask, strings, ports, events) from its record. */
+  private encodeTask(record: number): void {
+    const writer = this.taskWriter;
     const view = this.view;
     const store = this.store;
-    const w = record >>> 2;
+    const u8 = view.u8;
     const u32 = view.u32;
-    const id = b.createString(this.blobString(u32[w + layout.taskIdWord]!));
-    const slaveId = this.optionalString(u32[w + layout.taskSlaveIdWord]!);
-    const host = u32[w + layout.taskHostWord]!;
-    const slaveHost = host === 0 ? 0 : this.optionalString(store.stringBlob(host));
-    const hash = AssignedTask.createConfigHashVector(b,
-      store.configHash(store.configBlob(u32[w + layout.taskConfigRowWord]!)));
-    const portsBlob = u32[w + layout.taskPortsWord]!;
-    let ports = 0;
-    if (portsBlob !== 0) {
-      const count = view.u32[(portsBlob >>> 2) + 1]!;
-      const offsets: flatbuffers.Offset[] = [];
-      let at = portsBlob + 8;
+    const w = record >>> 2;
+    const ancestor = u32[w + layout.taskAncestorWord]!;
+    const table = writer.task(ancestor !== 0);
+    writer.taskScalars(table, u32[w + layout.taskStatusWord]!, view.i32[w + layout.taskFailureCountWord]!,
+      view.i32[w + layout.taskTimesPartitionedWord]!, view.f64[(record >>> 3) + layout.taskModRevisionF64]!,
+      view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!);
+    const slaveId = u32[w + layout.taskSlaveIdWord]!;
+    const hostId = u32[w + layout.taskHostWord]!;
+    const host = hostId === 0 ? 0 : store.stringBlob(hostId);
+    const ports = u32[w + layout.taskPortsWord]!;
+    const assigned = writer.assigned(table, (slaveId !== 0 ? 1 : 0) | (host !== 0 ? 2 : 0) | (ports !== 0 ? 4 : 0),
+      view.i32[w + layout.taskInstanceWord]!);
+    const id = u32[w + layout.taskIdWord]!;
+    writer.string(assigned + 4, u8, id + 4, u32[id >>> 2]!);
+    if (slaveId !== 0) writer.string(assigned + 8, u8, slaveId + 4, u32[slaveId >>> 2]!);
+    if (host !== 0) writer.string(assigned + 12, u8, host + 4, u32[host >>> 2]!);
+    if (ports !== 0) {
+      const count = u32[(ports >>> 2) + 1]!;
+      let entry = writer.offsets(assigned + 16, count);
+      let at = ports + 8;
       for (let i = 0; i < count; i++) {
-        const length = view.u32[(at >>> 2) + 1]!;
-        offsets.push(Port.createPort(b, b.createString(view.u8.subarray(at + 8, at + 8 + length)), view.i32[at >>> 2]!));
+        const length = u32[(at >>> 2) + 1]!;
+        const port = writer.port(entry, view.i32[at >>> 2]!);
+        writer.string(port + 4, u8, at + 8, length);
+        entry += 4;
         at += 8 + ((length + 3) & ~3);
       }
-      ports = AssignedTask.createAssignedPortsVector(b, offsets);
     }
-    AssignedTask.startAssignedTask(b);
-    AssignedTask.addTaskId(b, id);
-    if (slaveId !== 0) AssignedTask.addSlaveId(b, slaveId);
-    if (slaveHost !== 0) AssignedTask.addSlaveHost(b, slaveHost);
-    if (ports !== 0) AssignedTask.addAssignedPorts(b, ports);
-    AssignedTask.addInstanceId(b, view.i32[w + layout.taskInstanceWord]!);
-    AssignedTask.addConfigHash(b, hash);
-    const assigned = AssignedTask.endAssignedTask(b);
-    const events = this.encodeEvents(u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
-    const ancestor = this.optionalString(u32[w + layout.taskAncestorWord]!);
-    ScheduledTask.startScheduledTask(b);
-    ScheduledTask.addAssignedTask(b, assigned);
-    ScheduledTask.addStatus(b, u32[w + layout.taskStatusWord]!);
-    ScheduledTask.addFailureCount(b, view.i32[w + layout.taskFailureCountWord]!);
-    ScheduledTask.addTimesPartitioned(b, view.i32[w + layout.taskTimesPartitionedWord]!);
-    ScheduledTask.addTaskEvents(b, events);
-    if (ancestor !== 0) ScheduledTask.addAncestorId(b, ancestor);
-    ScheduledTask.addModRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskModRevisionF64]!));
-    ScheduledTask.addCreateRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!));
-    return ScheduledTask.endScheduledTask(b);
+    writer.byteVector(assigned + 24, store.configHash(store.configBlob(u32[w + layout.taskConfigRowWord]!)));
+    this.encodeEvents(table + 24, u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
+    if (ancestor !== 0) writer.string(table + 36, u8, ancestor + 4, u32[ancestor >>> 2]!);
   }
 
-  private encodeEvents(head: number, count: number): flatbuffers.Offset {
-    const b = this.builder;
+  private encodeEvents(slot: number, head: number, count: number): void {
+    const writer = this.taskWriter;
     const view = this.view;
+    const u32 = view.u32;
     const nodes = this.eventNodes;
     nodes.length = 0;
-    for (let node = head; node !== 0 && nodes.length < count; node = view.u32[(node >>> 2) + layout.eventPrevWord]!) {
+    for (let node = head; node !== 0 && nodes.length < count; node = u32[(node >>> 2) + layout.eventPrevWord]!) {
       nodes.push(node);
     }
-    const offsets: flatbuffers.Offset[] = [];
+    let entry = writer.offsets(slot, nodes.length);
     for (let i = nodes.length - 1; i >= 0; i--) {
       const node = nodes[i]!;
       const w = node >>> 2;
-      const message = this.optionalString(view.u32[w + layout.eventMessageWord]!);
-      const schedulerId = view.u32[w + layout.eventSchedulerWord]!;
-      const scheduler = schedulerId === 0 ? 0 : this.optionalString(this.store.stringBlob(schedulerId));
-      offsets.push(TaskEvent.createTaskEvent(b, BigInt(view.f64[(node >>> 3) + layout.eventTimestampF64]!),
-        view.u32[w + layout.eventStatusWord]!, message, scheduler));
+      const message = u32[w + layout.eventMessageWord]!;
+      const schedulerId = u32[w + layout.eventSchedulerWord]!;
+      const scheduler = schedulerId === 0 ? 0 : this.store.stringBlob(schedulerId);
+      const event = writer.event(entry, (message !== 0 ? 1 : 0) | (scheduler !== 0 ? 2 : 0),
+        view.f64[(node >>> 3) + layout.eventTimestampF64]!, u32[w + layout.eventStatusWord]!);
+      if (message !== 0) writer.string(event + 4, view.u8, message + 4, u32[message >>> 2]!);
+      if (scheduler !== 0) writer.string(event + 16, view.u8, scheduler + 4, u32[scheduler >>> 2]!);
+      entry += 4;
     }
-    return ScheduledTask.createTaskEventsVector(b, offsets);
-  }
-
-  /** StoredConfig tables for config blobs, whole, without executor data, or none (HASH_ONLY). */
-  private encodeConfigs(blobs: number[], detail: ConfigDetail): flatbuffers.Offset[] {
-    if (detail === ConfigDetail.HASH_ONLY) return [];
-    const b = this.builder;
-    return blobs.map((blob) => {
-      let bytes = this.store.configBytes(blob);
-      if (detail === ConfigDetail.WITHOUT_EXECUTOR_DATA) {
-        const config = decodeConfig(bytes.slice());
-        if (config.executorConfig !== null) config.executorConfig.data = null;
-        bytes = canonicalConfig(config).bytes;
-      }
-      return StoredConfig.createStoredConfig(b, StoredConfig.createHashVector(b, this.store.configHash(blob)),
-        StoredConfig.createBytesVector(b, bytes));
-    });
   }
 
   /** The same, as object-API values for results built with pack(). */

@@ -1,0 +1,257 @@
+/**
+ * Random operations for the model-based test, one generator per member of the Op union. Owner: tests only.
+ * Invariants: values come from the small pools of generate.ts; each item gets at most one deliberate mistake
+ * (chosen by `mistake`), so that error codes do not depend on the order of checks inside one item.
+ */
+import {
+  AssignedTaskT, AttributeT, BatchJobUpdateStrategyT, CoordinatorSlaPolicyT, CountSlaPolicyT, HostAttributesT,
+  HostMaintenanceRequestT, IdentityT, InstanceTaskConfigT, JobConfigurationT, JobInstanceUpdateEventT,
+  JobUpdateEventT, JobUpdateInstructionsT, JobUpdateSettingsT, JobUpdateStateT, JobUpdateStrategy, JobUpdateSummaryT,
+  JobUpdateT, JobKeyT, MetadataT, OperationT, PercentageSlaPolicyT, PortT, QueueJobUpdateStrategyT, RangeT,
+  ResourceT, ResourceType, ScheduledTaskT, ScheduleStatus, SlaPolicy, TaskEventT, TransitionTaskT,
+} from '../../core/fbs/strata.js';
+import { jobKey, ops, resource, transitionOp, updateKey } from './build.js';
+import { allowedTransitions } from './reference-common.js';
+import type { GeneratorContext } from './generate.js';
+import {
+  badHosts, badIdentifiers, badTaskIds, hosts, instanceCount, invalidStatuses, roles, updateKeys,
+} from './generate-pools.js';
+
+type OperationMaker = (g: GeneratorContext) => OperationT;
+
+/** Picks one of the named mistakes with probability `probability`, else null. */
+function mistake<T extends string>(g: GeneratorContext, probability: number, kinds: readonly T[]): T | null {
+  return g.prng.chance(probability) ? g.prng.pick(kinds) : null;
+}
+
+function ports(g: GeneratorContext): PortT[] {
+  return g.prng.some(['http', 'admin', 'health'], 2).map((name) => new PortT(name, 31000 + g.prng.int(10)));
+}
+
+function optionalText(g: GeneratorContext, values: readonly string[]): string | null {
+  const roll = g.prng.next();
+  return roll < 0.2 ? null : roll < 0.3 ? '' : g.prng.pick(values);
+}
+
+function randomTask(g: GeneratorContext): ScheduledTaskT {
+  const fault = mistake(g, 0.06, ['id', 'config', 'instance', 'status', 'event'] as const);
+  const config = g.config(undefined, fault === 'config');
+  const events = Array.from({ length: g.prng.int(4) }, () =>
+    new TaskEventT(g.timestamp(), fault === 'event' ? g.prng.pick(invalidStatuses) : g.prng.pick([0, 9, 1, 2]),
+      optionalText(g, ['started', 'assigned']), optionalText(g, ['scheduler-1'])));
+  const assigned = new AssignedTaskT(fault === 'id' ? g.prng.pick(badTaskIds) : g.taskId(false),
+    optionalText(g, ['agent-1', 'agent-2']), optionalText(g, hosts), config.inline,
+    g.prng.chance(0.3) ? ports(g) : [], fault === 'instance' ? -1 : g.prng.int(instanceCount), config.hash);
+  return new ScheduledTaskT(assigned, fault === 'status' ? g.prng.pick(invalidStatuses) : g.status(false),
+    g.prng.int(3), g.prng.int(2), events, optionalText(g, ['t-0', 't-1']));
+}
+
+/** Distinct task ids, except for the occasional deliberate "same id twice". */
+const upsertTasks: OperationMaker = (g) => {
+  const tasks = Array.from({ length: 1 + g.prng.int(3) }, () => randomTask(g));
+  const seen = new Set<string>();
+  const unique = tasks.filter((task) => {
+    const taskId = String(task.assignedTask?.taskId);
+    const fresh = !seen.has(taskId);
+    seen.add(taskId);
+    return fresh;
+  });
+  if (g.prng.chance(0.03) && unique[0] !== undefined) {
+    const twin = randomTask(g);
+    twin.assignedTask!.taskId = unique[0].assignedTask!.taskId;
+    unique.push(twin);
+  }
+  if (g.prng.chance(0.03)) unique.length = 0;
+  return ops.upsert(...unique);
+};
+
+function nextStatus(g: GeneratorContext, taskId: string, enforce: boolean): ScheduleStatus {
+  const current = g.model.taskStatus(taskId);
+  if (current !== null && g.prng.chance(0.15)) return current;
+  const allowed = current === null ? [] : allowedTransitions.get(current) ?? [];
+  if (enforce && allowed.length > 0 && g.prng.chance(0.8)) return g.prng.pick(allowed);
+  return g.status(false);
+}
+
+const transitionTask: OperationMaker = (g) => {
+  const fault = mistake(g, 0.04, ['id', 'status', 'expect'] as const);
+  const taskId = fault === 'id' ? g.prng.pick(badTaskIds) : g.existingTaskId(false);
+  const enforce = g.prng.chance(0.5);
+  const fields: Partial<TransitionTaskT> = {
+    enforce, timestamp: g.timestamp(), message: optionalText(g, ['moved', 'killed by user']),
+    scheduler: optionalText(g, ['scheduler-1']),
+  };
+  if (g.prng.chance(0.3) || fault === 'expect') {
+    const current = g.model.taskStatus(taskId);
+    fields.hasExpectStatus = true;
+    fields.expectStatus = fault === 'expect' ? g.prng.pick(invalidStatuses) :
+      current !== null && g.prng.chance(0.75) ? current : g.status(false);
+  }
+  if (g.prng.chance(0.3)) fields.slaveHost = g.prng.pick(hosts);
+  if (g.prng.chance(0.2)) fields.slaveId = g.prng.pick(['agent-1', 'agent-3']);
+  if (g.prng.chance(0.3)) fields.assignedPorts = ports(g);
+  if (g.prng.chance(0.3)) fields.failureCount = g.prng.int(4);
+  if (g.prng.chance(0.2)) fields.timesPartitioned = g.prng.int(3);
+  const status = fault === 'status' ? g.prng.pick(invalidStatuses) : nextStatus(g, taskId, enforce);
+  return transitionOp(taskId, status, fields);
+};
+
+const deleteTasks: OperationMaker = (g) => {
+  const ids = [...new Set(Array.from({ length: 1 + g.prng.int(3) }, () => g.existingTaskId(false)))];
+  const fault = mistake(g, 0.04, ['twice', 'id'] as const);
+  if (fault === 'twice' && ids[0] !== undefined) ids.push(ids[0]);
+  if (fault === 'id') ids.splice(g.prng.int(ids.length + 1), 0, g.prng.pick(badTaskIds));
+  return ops.delete(ids, g.prng.chance(0.5));
+};
+
+function cronJobKey(g: GeneratorContext): JobKeyT {
+  return g.prng.chance(0.02) ? jobKey(g.prng.pick(badIdentifiers), 'prod', 'hello') : g.jobKey();
+}
+
+const saveCronJob: OperationMaker = (g) => {
+  const fault = mistake(g, 0.1, ['key', 'schedule', 'instances', 'policy', 'job', 'config'] as const);
+  const key = fault === 'key' ? jobKey(g.prng.pick(badIdentifiers), 'prod', 'hello') : g.jobKey();
+  const config = g.config(fault === 'job' ? g.jobKey() : key, fault === 'config');
+  const job = new JobConfigurationT(key, g.prng.chance(0.7) ? new IdentityT(null, 'owner') : null,
+    fault === 'schedule' ? '' : g.prng.pick(['*/5 * * * *', '0 * * * *']),
+    fault === 'policy' ? 3 : g.prng.int(3), config.inline, fault === 'instances' ? 0 : 1 + g.prng.int(3),
+    config.hash);
+  return ops.saveCron(job);
+};
+
+const removeCronJob: OperationMaker = (g) => ops.removeCron(cronJobKey(g));
+
+function randomUpdateKey(g: GeneratorContext, existing = false) {
+  if (g.prng.chance(0.02)) return updateKey(g.jobKey(), g.prng.pick(['bad id', '']));
+  if (existing) return g.existingUpdateKey();
+  const key = g.prng.pick(updateKeys);
+  return updateKey(key.job!, String(key.id));
+}
+
+function instanceConfig(g: GeneratorContext, job: JobKeyT, badRange: boolean): InstanceTaskConfigT {
+  const config = g.config(g.prng.chance(0.9) ? job : g.jobKey(), !badRange);
+  const ranges = Array.from({ length: g.prng.int(3) }, () => {
+    const first = g.prng.int(instanceCount);
+    return new RangeT(first, first + g.prng.int(2));
+  });
+  if (badRange) ranges.push(g.prng.chance(0.5) ? new RangeT(2, 1) : new RangeT(-1, 0));
+  return new InstanceTaskConfigT(config.inline, ranges, config.hash);
+}
+
+function settings(g: GeneratorContext): JobUpdateSettingsT | null {
+  if (g.prng.chance(0.4)) return null;
+  const value = new JobUpdateSettingsT(1 + g.prng.int(3), g.prng.int(2), g.prng.int(2), 1000 * g.prng.int(3),
+    g.prng.chance(0.5), g.prng.chance(0.3) ? [new RangeT(0, 1)] : []);
+  if (g.prng.chance(0.5)) {
+    value.updateStrategyType = g.prng.chance(0.5) ? JobUpdateStrategy.QueueJobUpdateStrategy :
+      JobUpdateStrategy.BatchJobUpdateStrategy;
+    value.updateStrategy = value.updateStrategyType === JobUpdateStrategy.QueueJobUpdateStrategy ?
+      new QueueJobUpdateStrategyT(2) : new BatchJobUpdateStrategyT(2, g.prng.chance(0.5));
+  }
+  return value;
+}
+
+const saveJobUpdate: OperationMaker = (g) => {
+  const key = randomUpdateKey(g);
+  const fault = mistake(g, 0.05, ['range'] as const);
+  const initial = Array.from({ length: g.prng.int(3) }, () => instanceConfig(g, key.job!, false));
+  const desired = g.prng.chance(0.75) || initial.length === 0 && g.prng.chance(0.7) ?
+    instanceConfig(g, key.job!, fault === 'range') : null;
+  const metadata = g.prng.some([['ticket', 'T-1'], ['reason', 'deploy']], 2).map(([k, v]) => new MetadataT(k, v));
+  const state = g.prng.chance(0.3) ? new JobUpdateStateT(g.prng.int(11), 5n, 6n) : null;
+  const summary = new JobUpdateSummaryT(key, optionalText(g, ['alice', 'bob']), state, metadata);
+  return ops.saveUpdate(new JobUpdateT(summary, new JobUpdateInstructionsT(initial, desired, settings(g))));
+};
+
+const saveJobUpdateEvent: OperationMaker = (g) => ops.updateEvent(randomUpdateKey(g, true), new JobUpdateEventT(
+  g.prng.chance(0.02) ? 11 : g.prng.int(11), g.timestamp(), optionalText(g, ['alice', 'bob']),
+  optionalText(g, ['paused by user'])));
+
+const saveJobInstanceUpdateEvent: OperationMaker = (g) => ops.instanceEvent(randomUpdateKey(g, true),
+  new JobInstanceUpdateEventT(g.prng.int(instanceCount), g.timestamp(),
+    g.prng.chance(0.02) ? g.prng.pick([0, 7]) : 1 + g.prng.int(6),
+    optionalText(g, ['instance updated'])));
+
+const removeJobUpdates: OperationMaker = (g) =>
+  ops.removeUpdates(Array.from({ length: 1 + g.prng.int(2) }, () => randomUpdateKey(g, true)));
+
+function quotaRole(g: GeneratorContext): string {
+  return g.prng.chance(0.03) ? g.prng.pick(badIdentifiers) : g.prng.pick(roles);
+}
+
+function quotaResources(g: GeneratorContext): ResourceT[] | null {
+  if (g.prng.chance(0.05)) return null;
+  const resources = g.prng.some([ResourceType.NUM_CPUS, ResourceType.RAM_MB, ResourceType.DISK_MB,
+    ResourceType.NUM_GPUS], 3).map((type) => resource(type, 1 + g.prng.int(8)));
+  if (g.prng.chance(0.1)) resources.push(Object.assign(new ResourceT(ResourceType.NAMED_PORT), { namedPort: 'http' }));
+  if (g.prng.chance(0.02)) resources.push(new ResourceT(g.prng.pick([0, 9]) as ResourceType));
+  return resources;
+}
+
+const saveQuota: OperationMaker = (g) => ops.saveQuota(quotaRole(g), quotaResources(g));
+const removeQuota: OperationMaker = (g) => ops.removeQuota(quotaRole(g));
+
+/** A few attribute sets per host, shuffled and with repeated values, so identical re-saves are common. */
+const attributeSets: [string, string[]][][] = [
+  [['rack', ['r1']], ['zone', ['east']]],
+  [['rack', ['r2']], ['zone', ['east', 'west']]],
+  [['dedicated', ['ads/db']], ['rack', ['r1']]],
+];
+
+function hostAttributes(g: GeneratorContext, host: string, fault: 'name' | 'values' | 'mode' | null): HostAttributesT {
+  const attributes = g.prng.pick(attributeSets).map(([name, values]) =>
+    new AttributeT(name, g.prng.chance(0.2) ? [...values, ...values].reverse() : values.slice()));
+  if (g.prng.chance(0.5)) attributes.reverse();
+  if (fault === 'name') attributes.push(new AttributeT('', ['x']));
+  if (fault === 'values') attributes.push(new AttributeT('empty', []));
+  const mode = fault === 'mode' ? 0 : g.prng.chance(0.7) ? 1 : 1 + g.prng.int(4);
+  return new HostAttributesT(host, attributes, mode, g.prng.chance(0.8) ? `agent-${host}` : 'agent-moved');
+}
+
+const saveHostAttributes: OperationMaker = (g) => {
+  const names = [...new Set(Array.from({ length: 1 + g.prng.int(2) }, () => g.host(false)))];
+  const fault = mistake(g, 0.06, ['host', 'twice', 'name', 'values', 'mode'] as const);
+  if (fault === 'twice' && names[0] !== undefined) names.push(names[0]);
+  if (fault === 'host') names.push(g.prng.pick(badHosts));
+  const faultIndex = g.prng.int(names.length);
+  return ops.saveHosts(...names.map((host, index) => hostAttributes(g, host,
+    (fault === 'name' || fault === 'values' || fault === 'mode') && index === faultIndex ? fault : null)));
+};
+
+const saveMaintenanceRequest: OperationMaker = (g) => {
+  const request = new HostMaintenanceRequestT(g.host());
+  const sla = g.prng.int(4) as SlaPolicy;
+  request.defaultSlaPolicyType = sla;
+  request.defaultSlaPolicy = sla === SlaPolicy.PercentageSlaPolicy ? new PercentageSlaPolicyT(95, 60n) :
+    sla === SlaPolicy.CountSlaPolicy ? new CountSlaPolicyT(2n, 30n) :
+    sla === SlaPolicy.CoordinatorSlaPolicy ? new CoordinatorSlaPolicyT('http://coordinator', '') : null;
+  request.timeoutSecs = BigInt(60 * g.prng.int(3));
+  request.createdTimestampMs = g.timestamp();
+  return ops.saveMaintenance(request);
+};
+
+const removeMaintenanceRequest: OperationMaker = (g) => ops.removeMaintenance(g.host());
+
+const saveSchedulerMetadata: OperationMaker = (g) => {
+  const frameworkId = g.prng.chance(0.03) ? '' : g.prng.pick(['fw-1', 'fw-2']);
+  const details = g.prng.pick([[], [['version', '0.1']], [['version', '0.1'], ['host', 'a']]]) as [string, string][];
+  return ops.saveScheduler(frameworkId, details);
+};
+
+const makers: [OperationMaker, number][] = [
+  [upsertTasks, 20], [transitionTask, 22], [deleteTasks, 8], [saveCronJob, 6], [removeCronJob, 3],
+  [saveJobUpdate, 6], [saveJobUpdateEvent, 6], [saveJobInstanceUpdateEvent, 5], [removeJobUpdates, 2],
+  [saveQuota, 4], [removeQuota, 2], [saveHostAttributes, 7], [saveMaintenanceRequest, 3],
+  [removeMaintenanceRequest, 2], [saveSchedulerMetadata, 3],
+];
+const weightTotal = makers.reduce((total, [, weight]) => total + weight, 0);
+
+export function operationOf(g: GeneratorContext): OperationT {
+  let roll = g.prng.int(weightTotal);
+  for (const [maker, weight] of makers) {
+    if (roll < weight) return maker(g);
+    roll -= weight;
+  }
+  throw new Error('unreachable');
+}
+

@@ -1,0 +1,255 @@
+/**
+ * Random transactions and queries for the model-based test: a seeded PRNG and a generator over a small key space
+ * (3 roles × 2 environments × 3 jobs × 4 instances, 13 task ids, 4 hosts), so that collisions, conflicts, no-ops
+ * and errors are frequent. Owner: tests only.
+ * Invariants: the same seed and the same sequence of model states give the same transactions and queries; the
+ * generator only reads the model (to write preconditions that hold and hashes that resolve), never changes it;
+ * each generated item carries at most one deliberate mistake, so the first error of a transaction is
+ * well-defined by the check order of docs/semantics.md.
+ */
+import {
+  IdempotencyKeyT, JobKeyT, JobUpdateKeyT, PreconditionKind, PreconditionT, QueryRequestT, RecordTable,
+  ScheduleStatus, TaskConfigT, TransactionT,
+} from '../../core/fbs/strata.js';
+import { ConfigOptions, hashHexOf, hashOf, jobKey, ops, precondition, scheduledTask, taskConfig,
+  taskEvent, transaction, updateKey } from './build.js';
+import {
+  badHosts, badIdentifiers, badTaskIds, hosts, invalidStatuses, jobKeys, roles, taskIds, updateKeys, validStatuses,
+} from './generate-pools.js';
+import { operationOf } from './generate-ops.js';
+import { queryOf } from './generate-queries.js';
+import { ReferenceModel } from './reference.js';
+
+/** sfc32 (Chris Doty-Humphrey's Small Fast Counting generator), seeded from one 32-bit integer. */
+export class Prng {
+  private a = 0x9e3779b9;
+  private b = 0x243f6a88;
+  private c = 0xb7e15162;
+  private d: number;
+
+  constructor(readonly seed: number) {
+    this.d = seed | 0;
+    for (let round = 0; round < 15; round += 1) this.next();
+  }
+
+  /** A float in [0, 1). */
+  next(): number {
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  }
+
+  /** An integer in [0, count). */
+  int(count: number): number {
+    return Math.floor(this.next() * count);
+  }
+
+  chance(probability: number): boolean {
+    return this.next() < probability;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    const item = items[this.int(items.length)];
+    if (item === undefined) throw new Error('pick from an empty list');
+    return item;
+  }
+
+  /** Up to `countMax` items, possibly repeated. */
+  some<T>(items: readonly T[], countMax: number): T[] {
+    return Array.from({ length: this.int(countMax + 1) }, () => this.pick(items));
+  }
+
+  bytes(count: number): number[] {
+    return Array.from({ length: count }, () => this.int(256));
+  }
+}
+
+const configVariants: ConfigOptions[] = [
+  { cpus: 1, ramMb: 128, diskMb: 256 },
+  { cpus: 0.5, ramMb: 256, diskMb: 512, production: true },
+  { cpus: 2, ramMb: 1024, diskMb: 1024, production: true, dedicated: 'value', gpus: 1 },
+  { cpus: 0.25, ramMb: 64, diskMb: 128, dedicated: 'limit', executorData: '{"task":"other"}' },
+  { cpus: 1, ramMb: 128, diskMb: 256, executorData: '{"task":"hello","v":2}' }, // differs from 0 only in data
+];
+
+interface PoolConfig { config: TaskConfigT; hash: number[]; hashHex: string }
+
+/** A config reference as generated: normally exactly one of the two is set. */
+export interface ConfigChoice { inline: TaskConfigT | null; hash: number[] }
+
+/** What operation generators need: the PRNG, the model (read only), and the transaction being built. */
+export interface GeneratorContext {
+  readonly prng: Prng;
+  readonly model: ReferenceModel;
+  /** With `mistakes`, sometimes an unknown hash, both, neither, or a config with an invalid job. */
+  config(job?: JobKeyT, mistakes?: boolean): ConfigChoice;
+  jobKey(): JobKeyT;
+  /** With `mistakes`, sometimes an invalid task id. */
+  taskId(mistakes?: boolean): string;
+  existingTaskId(mistakes?: boolean): string;
+  /** Mostly the key of a stored job update. */
+  existingUpdateKey(): JobUpdateKeyT;
+  host(mistakes?: boolean): string;
+  timestamp(): bigint;
+  /** With `mistakes`, sometimes a value that is not a ScheduleStatus. */
+  status(mistakes?: boolean): ScheduleStatus;
+}
+
+export class Generator implements GeneratorContext {
+  readonly prng: Prng;
+  private readonly pool = new Map<string, PoolConfig>();
+  private transactionConfigs: TaskConfigT[] = [];
+  private readonly sequences = new Map<string, number>();
+
+  constructor(seed: number, readonly model: ReferenceModel) {
+    this.prng = new Prng(seed);
+  }
+
+  transaction(): TransactionT {
+    if (this.prng.chance(0.006)) return this.limitTransaction();
+    this.transactionConfigs = [];
+    const operations = Array.from({ length: 1 + this.prng.int(3) }, () => operationOf(this));
+    if (this.prng.chance(0.1)) this.transactionConfigs.push(this.poolConfig(this.jobKey()).config);
+    if (this.prng.chance(0.015)) this.transactionConfigs.push(taskConfig(jobKey('bad role', 'prod', 'x')));
+    const preconditions = this.prng.chance(0.3) ? this.prng.some([0, 1], 2).map(() => this.precondition()) : [];
+    const result = transaction(operations, { preconditions, configs: this.transactionConfigs });
+    if (this.prng.chance(0.25)) result.idempotency = this.idempotencyKey();
+    return result;
+  }
+
+  query(): QueryRequestT {
+    return queryOf(this);
+  }
+
+  jobKey(): JobKeyT {
+    const key = this.prng.pick(jobKeys);
+    return jobKey(String(key.role), String(key.environment), String(key.name));
+  }
+
+  taskId(mistakes = true): string {
+    return mistakes && this.prng.chance(0.015) ? this.prng.pick(badTaskIds) : this.prng.pick(taskIds);
+  }
+
+  existingTaskId(mistakes = true): string {
+    const existing = this.model.taskIds();
+    return existing.length > 0 && this.prng.chance(0.85) ? this.prng.pick(existing) : this.taskId(mistakes);
+  }
+
+  existingUpdateKey(): JobUpdateKeyT {
+    const stored = updateKeys.filter((key) => this.model.recordRevision(
+      precondition(RecordTable.JOB_UPDATE, PreconditionKind.PRESENT, { updateKey: key })) !== null);
+    const key = stored.length > 0 && this.prng.chance(0.85) ? this.prng.pick(stored) : this.prng.pick(updateKeys);
+    return updateKey(key.job!, String(key.id));
+  }
+
+  host(mistakes = true): string {
+    return mistakes && this.prng.chance(0.015) ? this.prng.pick(badHosts) : this.prng.pick(hosts);
+  }
+
+  /** Timestamps from a small set, so that events collide. */
+  timestamp(): bigint {
+    return BigInt(1000 + 10 * this.prng.int(6));
+  }
+
+  status(mistakes = true): ScheduleStatus {
+    return mistakes && this.prng.chance(0.02) ? this.prng.pick(invalidStatuses) : this.prng.pick(validStatuses);
+  }
+
+  private poolConfig(job: JobKeyT, variant = this.prng.int(configVariants.length)): PoolConfig {
+    const key = `${String(job.role)}/${String(job.environment)}/${String(job.name)}/${variant}`;
+    let entry = this.pool.get(key);
+    if (entry === undefined) {
+      const config = taskConfig(job, configVariants[variant]);
+      entry = { config, hash: hashOf(config), hashHex: hashHexOf(config) };
+      this.pool.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** A config inline or by hash; sometimes an unknown hash, both, neither, or an invalid job. */
+  config(job: JobKeyT = this.jobKey(), mistakes = true): ConfigChoice {
+    const entry = this.poolConfig(job);
+    const roll = this.prng.next() * (mistakes ? 1 : 0.9);
+    if (roll < 0.45) return { inline: entry.config, hash: [] };
+    if (roll < 0.9) {
+      if (!this.model.hasConfig(entry.hashHex) || this.prng.chance(0.1)) {
+        // A clean reference always resolves; otherwise the hash is sometimes left unknown (NOT_FOUND).
+        if (!mistakes || this.prng.chance(0.95)) this.transactionConfigs.push(entry.config);
+      }
+      return { inline: null, hash: entry.hash };
+    }
+    if (roll < 0.93) return { inline: null, hash: this.prng.bytes(16) };
+    if (roll < 0.95) return { inline: taskConfig(jobKey(this.prng.pick(badIdentifiers), 'prod', 'x')), hash: [] };
+    return this.prng.chance(0.5) ? { inline: null, hash: [] } : { inline: entry.config, hash: entry.hash };
+  }
+
+  /** Mostly fresh sequences per client; sometimes one seen recently (a retry), sometimes an invalid client. */
+  private idempotencyKey(): IdempotencyKeyT {
+    if (this.prng.chance(0.02)) return new IdempotencyKeyT('client\u0002', 1n);
+    const clientId = this.prng.pick(['sched-1', 'sched-2']);
+    const next = this.sequences.get(clientId) ?? 0;
+    if (next > 0 && this.prng.chance(0.2)) {
+      return new IdempotencyKeyT(clientId, BigInt(next - 1 - this.prng.int(Math.min(next, 4))));
+    }
+    this.sequences.set(clientId, next + 1);
+    return new IdempotencyKeyT(clientId, BigInt(next));
+  }
+
+  /** Mostly a precondition that holds on the current state; else a random kind (which may fail, or be invalid). */
+  private precondition(): PreconditionT {
+    const table = this.prng.chance(0.2) ? RecordTable.TASK : this.prng.int(7) as RecordTable;
+    const fields = this.preconditionKey(table);
+    const revision = this.model.recordRevision(precondition(table, PreconditionKind.PRESENT, fields));
+    const holds = this.prng.chance(0.7);
+    const kinds = [PreconditionKind.PRESENT, PreconditionKind.AT_REVISION,
+      table === RecordTable.TASK ? PreconditionKind.TASK_STATUS : PreconditionKind.PRESENT];
+    const kind = !holds ? this.prng.int(4) as PreconditionKind :
+      revision === null ? PreconditionKind.ABSENT : this.prng.pick(kinds);
+    const result = precondition(table, kind, fields);
+    if (kind === PreconditionKind.AT_REVISION) {
+      result.revision = holds && revision !== null ? revision : BigInt(this.prng.int(this.model.revision + 2));
+    }
+    if (kind === PreconditionKind.TASK_STATUS) {
+      const current = this.model.taskStatus(String(result.taskId));
+      result.status = holds && current !== null ? current : this.status();
+    }
+    return result;
+  }
+
+  private preconditionKey(table: RecordTable): Partial<PreconditionT> & { table: RecordTable } {
+    const bad = this.prng.chance(0.03);
+    switch (table) {
+      case RecordTable.TASK: return { table, taskId: bad ? this.prng.pick(badTaskIds) : this.existingTaskId() };
+      case RecordTable.CRON_JOB: return { table, job: bad ? jobKey('', 'prod', 'x') : this.jobKey() };
+      case RecordTable.JOB_UPDATE: return { table, updateKey: bad ? updateKey(this.jobKey(), 'bad id') :
+        this.prng.pick(updateKeys) };
+      case RecordTable.QUOTA: return { table, role: bad ? this.prng.pick(badIdentifiers) : this.prng.pick(roles) };
+      case RecordTable.SCHEDULER: return { table };
+      default: return { table, host: bad ? this.prng.pick(badHosts) : this.prng.pick(hosts) };
+    }
+  }
+
+  /** Transactions at or over a limit, each alone in its transaction. */
+  private limitTransaction(): TransactionT {
+    const job = this.jobKey();
+    const events = (count: number) => Array.from({ length: count }, (_, index) => taskEvent(index, 0));
+    const big = taskConfig(job, { executorData: 'x'.repeat(256 * 1024 + this.prng.int(2) * 4096 - 4096) });
+    switch (this.prng.int(7)) {
+      case 0: return transaction(Array.from({ length: 4096 + this.prng.int(2) }, () => ops.removeQuota('ads')));
+      case 1: return transaction([], { preconditions: Array.from({ length: 4096 + this.prng.int(2) }, () =>
+        precondition(RecordTable.SCHEDULER, PreconditionKind.ABSENT)) });
+      case 2: return transaction([], { configs: Array.from({ length: 1024 + this.prng.int(2) }, (_, index) =>
+        taskConfig(job, { priority: index })) });
+      case 3: return transaction([ops.delete(Array.from({ length: 10_000 + this.prng.int(2) }, (_, index) =>
+        `gone-${index}`), true)]);
+      case 4: return transaction([ops.upsert(scheduledTask(this.prng.pick(taskIds), this.poolConfig(job).config,
+        { events: events(1024 + this.prng.int(2)) }))]);
+      case 5: return transaction([ops.upsert(scheduledTask(this.prng.pick(taskIds), big))]);
+      default: return transaction([], { configs: [big] });
+    }
+  }
+}

@@ -9,6 +9,7 @@
  *   word 2  writerState      0 starting, 1 running, 2 stopped
  *   word 3  arenaBytes       arena byteLength the writer last grew to (informational)
  *   word 4  arenaBytesUsed   bytes allocated and not yet reusable, at the last publish (informational)
+ *   word 5  slotsClaimed     1 + the highest slot index ever claimed: the writer scans slots below it only
  *   word 8 + slot * 4 ...    reader slots: [owner threadId + 1 (0 free), pinnedEpoch, pinState, spare]
  *
  *   Float64Array view, index 136 + slot (after the slots' words): the time (Date.now()) the slot's pin was taken.
@@ -26,6 +27,7 @@ export const controlRootPublishedWord = 1;
 export const controlWriterStateWord = 2;
 export const controlArenaBytesWord = 3;
 export const controlArenaBytesUsedWord = 4;
+export const controlSlotsClaimedWord = 5;
 export const controlSlotsWord = 8;
 export const controlSlotWords = 4;
 export const slotOwnerWord = 0;

@@ -32,6 +32,12 @@ export class ReaderSlot {
     }
     if (claimed < 0) throw new Error(`no free reader slot (at most ${readerSlotsMax} readers)`);
     this.slot = claimed;
+    // Raise slotsClaimed to cover this slot (a max by compare-and-swap).
+    for (;;) {
+      const high = Atomics.load(this.control, layout.controlSlotsClaimedWord);
+      if (high > claimed) break;
+      if (Atomics.compareExchange(this.control, layout.controlSlotsClaimedWord, high, claimed + 1) === high) break;
+    }
   }
 
   /** Pins the published revision; returns the offset of its root block. */

@@ -249,8 +249,7 @@ export class Applier {
       t.pairIndex(layout.rootHostIndexWord, host, row, true);
       t.release(oldHost);
     }
-    t.aggTask(role, env, name, oldStatus, config, -1);
-    t.aggTask(role, env, name, op.status, config, 1);
+    t.aggMove(role, env, name, oldStatus, op.status, config);
     return { noop: false, count: 1, changed: null };
   }
 

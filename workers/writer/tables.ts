@@ -315,6 +315,26 @@ export class Tables extends StoreReader {
     if (jobTasksAfter === 0 && cron === 0) this.aggDropEmpty(role, env, name);
   }
 
+  /** Moves one task from status `from` to `to` in its three aggregates (task and job counts do not change). */
+  aggMove(role: number, env: number, name: number, from: number, to: number, config: ConfigInfo): void {
+    const active = (isActive(to) ? 1 : 0) - (isActive(from) ? 1 : 0);
+    this.aggShift(this.aggWritable(layout.rootJobAggWord, threeKeyShape, role, env, name), from, to, config, active);
+    this.aggShift(this.aggWritable(layout.rootEnvAggWord, twoKeyShape, role, env, 0), from, to, config, active);
+    this.aggShift(this.aggWritable(layout.rootRoleAggWord, oneKeyShape, role, 0, 0), from, to, config, active);
+  }
+
+  private aggShift(block: number, from: number, to: number, config: ConfigInfo, active: number): void {
+    const i32 = this.view.i32;
+    const word = (block >>> 2) + layout.aggStatusCountsWord;
+    i32[word + from]! -= 1;
+    i32[word + to]! += 1;
+    if (active === 0) return;
+    const f64 = this.view.f64;
+    const at = (block >>> 3) + layout.aggTotalsF64 + config.bucket * 4;
+    const totals = config.totals;
+    for (let i = 0; i < 4; i++) f64[at + i]! += active * totals[i]!;
+  }
+
   /** Adds or removes a cron job from its job, role/env and role aggregates. */
   aggCron(role: number, env: number, name: number, sign: number): void {
     const job = this.aggWritable(layout.rootJobAggWord, threeKeyShape, role, env, name);

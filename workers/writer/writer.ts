@@ -16,7 +16,7 @@ import { ArenaAllocator, ArenaFullError, ArenaView } from '../../core/arena.js';
 import { AssertionError } from '../../core/assert.js';
 import { checkedBuffer } from '../../core/checked.js';
 import {
-  ErrorCode, ErrorT, OpResultT, Transaction, TransactionResultT,
+  ErrorCode, ErrorT, OpResult, Transaction, TransactionResult, TransactionResultT,
 } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
@@ -176,7 +176,8 @@ export class WriterCore {
     const published = this.epochPublished;
     let safe = published;
     const now = this.options.now();
-    for (let slot = 0; slot < limits.readerSlotsMax; slot++) {
+    const slots = Atomics.load(control, layout.controlSlotsClaimedWord);
+    for (let slot = 0; slot < slots; slot++) {
       if (Atomics.load(control, layout.slotWord(slot, layout.slotOwnerWord)) === 0) continue;
       if (Atomics.load(control, layout.slotWord(slot, layout.slotStateWord)) !== layout.slotStatePinned) continue;
       const pin = Atomics.load(control, layout.slotWord(slot, layout.slotEpochWord));
@@ -207,18 +208,34 @@ function errorOutcome(revision: number, code: ErrorCode, message: string): Outco
   return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null };
 }
 
+const opOffsets: number[] = [];
+
 function encodeOutcome(outcome: Outcome, duplicate: boolean): Uint8Array {
+  if (outcome.code === ErrorCode.OK) return encodeSuccess(outcome, duplicate);
   const result = new TransactionResultT();
   result.duplicate = duplicate;
-  if (outcome.code !== ErrorCode.OK) {
-    result.revision = 0n;
-    result.error = new ErrorT(outcome.code, outcome.message, outcome.opIndex, outcome.preconditionIndex,
-      BigInt(outcome.revision));
-  } else {
-    result.revision = BigInt(outcome.revision);
-    result.ops = outcome.ops!.map((op) => new OpResultT(op.noop, op.count, op.changed ?? []));
-  }
+  result.revision = 0n;
+  result.error = new ErrorT(outcome.code, outcome.message, outcome.opIndex, outcome.preconditionIndex,
+    BigInt(outcome.revision));
   builder.clear();
   builder.finish(result.pack(builder));
+  return builder.asUint8Array().slice();
+}
+
+/** The common result, built with the static API (no objects): a revision and one OpResult per operation. */
+function encodeSuccess(outcome: Outcome, duplicate: boolean): Uint8Array {
+  builder.clear();
+  const ops = outcome.ops!;
+  opOffsets.length = 0;
+  for (const op of ops) {
+    const changed = op.changed === null ? 0 : OpResult.createChangedVector(builder, op.changed);
+    opOffsets.push(OpResult.createOpResult(builder, op.noop, op.count, changed));
+  }
+  const vector = TransactionResult.createOpsVector(builder, opOffsets);
+  TransactionResult.startTransactionResult(builder);
+  TransactionResult.addRevision(builder, BigInt(outcome.revision));
+  TransactionResult.addOps(builder, vector);
+  if (duplicate) TransactionResult.addDuplicate(builder, true);
+  builder.finish(TransactionResult.endTransactionResult(builder));
   return builder.asUint8Array().slice();
 }

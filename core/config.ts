@@ -69,8 +69,28 @@ function constraintKey(c: ConstraintT): string {
   return '-';
 }
 
+/**
+ * Empty means absent: replaces every empty string field of an object-API value (recursively, through nested
+ * tables and vectors of tables) with null, in place. Strings inside vectors of strings are left as they are.
+ */
+export function emptyStringsToNull<T>(value: T): T {
+  if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return value;
+  if (Array.isArray(value)) {
+    for (const item of value) emptyStringsToNull(item);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    const field = record[key];
+    if (field === '') record[key] = null;
+    else if (field !== null && typeof field === 'object') emptyStringsToNull(field);
+  }
+  return value;
+}
+
 /** Normalizes a config in place (sets sorted and de-duplicated, empty strings to null) and returns it. */
 export function normalizeConfig(config: TaskConfigT): TaskConfigT {
+  emptyStringsToNull(config);
   config.tier = emptyToNull(config.tier);
   config.contactEmail = emptyToNull(config.contactEmail);
   if (config.job) {

@@ -10545,7 +10545,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 
 /**
  * Aurora's GetQuotaResult: the quota and the active tasks' consumption, prod/non-prod × shared/dedicated
- * (dedicated: the config has a value constraint named "dedicated").
+ * (dedicated: the config has a constraint named "dedicated", as Aurora's ConfigurationManager).
  */
 export class QuotaResult {
   bb: flatbuffers.ByteBuffer|null = null;

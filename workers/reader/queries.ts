@@ -133,6 +133,7 @@ export class QueryRunner {
     checkPaging(q.offset(), q.limit());
     const detail = q.configDetail();
     if (detail < ConfigDetail.FULL || detail > ConfigDetail.HASH_ONLY) throw invalid('unknown config_detail');
+    for (let i = 0; i < q.statusesLength(); i++) if (!isStatus(q.statuses(i)!)) throw invalid(`unknown status ${q.statuses(i)}`);
     const rows: number[] = [];
     const ordered = this.candidates(q, rows);
     const records: number[] = [];
@@ -204,11 +205,14 @@ export class QueryRunner {
       return false;
     }
     if (q.jobKeysLength() > 0) {
+      const seen = new Set<string>();
       for (let i = 0; i < q.jobKeysLength(); i++) {
         const job = q.jobKeys(i)!;
         const ids = [store.stringId(str(job.role())), store.stringId(str(job.environment())),
           store.stringId(str(job.name()))];
-        if (!ids.includes(0)) this.scanJobIndex(ids, rows);
+        const key = ids.join(',');
+        if (!ids.includes(0) && !seen.has(key)) this.scanJobIndex(ids, rows);
+        seen.add(key);
       }
       return false;
     }
@@ -225,9 +229,11 @@ export class QueryRunner {
       return false;
     }
     if (q.slaveHostsLength() > 0) {
+      const seen = new Set<number>();
       for (let i = 0; i < q.slaveHostsLength(); i++) {
         const host = store.stringId(str(q.slaveHosts(i)));
-        if (host !== 0) this.scanPairs(layout.rootHostIndexWord, host, rows);
+        if (host !== 0 && !seen.has(host)) this.scanPairs(layout.rootHostIndexWord, host, rows);
+        seen.add(host);
       }
       return false;
     }

@@ -10,7 +10,7 @@
  *   (INVALID_ARGUMENT), never an assertion.
  */
 import * as flatbuffers from 'flatbuffers';
-import { canonicalConfig, hashHex, type CanonicalConfig } from '../../core/config.js';
+import { canonicalConfig, emptyStringsToNull, hashHex, type CanonicalConfig } from '../../core/config.js';
 import {
   ErrorCode, HostAttributesT, HostMaintenanceRequestT, JobConfigurationT, JobKeyT, JobUpdateT, Op, Operation,
   PreconditionKind, Precondition, RecordTable, ScheduledTask, SchedulerMetadataT, TaskConfigT, Transaction,
@@ -125,7 +125,8 @@ function bytesOrNull(value: string | Uint8Array | null): Uint8Array | null {
 /** Reads and validates a transaction. Throws PlanError. */
 export class Planner {
   private readonly tables: Tables;
-  private configs = new Map<string, ConfigSource>();
+  private configs = new Map<string, ConfigSource>();        // what a config_hash may name: Transaction.configs
+  private inline = new Map<string, ConfigSource>();         // configs given inline (not nameable by hash)
   private tasks = new Map<string, number>();       // overlay: task id (latin1) -> status, or -1 when deleted
   private records = new Map<string, boolean>();    // overlay: "c:" cron / "u:" update keys -> present
   private taskCount = 0;
@@ -146,6 +147,7 @@ export class Planner {
 
   plan(transaction: Transaction, clientId: string | null, sequence: bigint): Plan {
     this.configs = new Map();
+    this.inline = new Map();
     this.tasks = new Map();
     this.records = new Map();
     this.taskCount = 0;
@@ -211,9 +213,9 @@ export class Planner {
     if (inline !== null && hash !== null) throw invalid('a config is given both inline and by hash');
     if (inline !== null) {
       const source = this.canonical(inline);
-      const known = this.configs.get(source.hex);
+      const known = this.configs.get(source.hex) ?? this.inline.get(source.hex);
       if (known !== undefined) return known;
-      this.configs.set(source.hex, source);
+      this.inline.set(source.hex, source);
       return source;
     }
     if (hash === null) throw invalid('a config is needed (inline or config_hash)');
@@ -224,9 +226,7 @@ export class Planner {
     if (this.tables.findConfig(hex) === undefined) {
       throw new PlanError(ErrorCode.NOT_FOUND, `no config with hash ${hex}`);
     }
-    const stored: ConfigSource = { hex, canonical: null, facts: null };
-    this.configs.set(hex, stored);
-    return stored;
+    return { hex, canonical: null, facts: null };
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ export class Planner {
       timestamp: event.timestamp, message: event.message, scheduler: event.scheduler,
       slaveId: this.optionalText(transition.slaveId(UTF8), 'slave_id'),
       slaveHost: slaveHost === null ? null : utf8(this.checkedText(slaveHost, 'slave_host')),
-      ports: transition.assignedPortsLength() > 0 || hasField(transition, 24) ?
+      ports: transition.assignedPortsLength() > 0 ?
         this.ports(transition.assignedPortsLength(), (i) => transition.assignedPorts(i)!) : null,
       failureCount: transition.failureCount(), timesPartitioned: transition.timesPartitioned(),
     };
@@ -462,7 +462,7 @@ export class Planner {
 
   private planRecordOp(operation: Operation): OpPlan {
     const type = operation.opType();
-    const unpacked = operation.unpack().op;
+    const unpacked = emptyStringsToNull(operation.unpack().op);
     if (unpacked === null) throw invalid(`unknown operation type ${type}`);
     switch (type) {
       case Op.DeleteTasks: return this.planDelete(operation);
@@ -639,10 +639,6 @@ export class Planner {
 }
 
 // --------------------------------------------------------------------------------------------------------------
-
-function hasField(table: { bb_pos: number; bb: flatbuffers.ByteBuffer | null }, vtableOffset: number): boolean {
-  return table.bb!.__offset(table.bb_pos, vtableOffset) !== 0;
-}
 
 export function text(value: string | Uint8Array | null | undefined): string {
   if (value === null || value === undefined) return '';

@@ -61,12 +61,22 @@ export class ArenaView {
     return Buffer.compare(bytes, this.u8.subarray(blob + 4, blob + 4 + length));
   }
 
-  /** Compares two string blobs (UTF-8 byte order). */
+  /**
+   * Compares two string blobs (UTF-8 byte order). A JS loop: for ids of tens of bytes it is several times
+   * cheaper than a native Buffer.compare call.
+   */
   compareBlobs(a: number, b: number): number {
     if (a === b) return 0;
+    const u8 = this.u8;
     const la = this.u32[a >>> 2]!;
     const lb = this.u32[b >>> 2]!;
-    return this.buffer.compare(this.buffer, b + 4, b + 4 + lb, a + 4, a + 4 + la);
+    const length = la < lb ? la : lb;
+    for (let i = 4; i < length + 4; i++) {
+      const x = u8[a + i]!;
+      const y = u8[b + i]!;
+      if (x !== y) return x - y;
+    }
+    return la - lb;
   }
 }
 

@@ -72,6 +72,7 @@ export class QueryRunner {
   private readonly request = new QueryRequest();
   private readonly eventNodes: number[] = [];
   private readonly taskWriter = new TaskResponseWriter();
+  private readonly blobOf = (id: number): number => this.store.stringBlob(id);
 
   constructor(view: ArenaView, store: StoreReader, expired: () => boolean) {
     this.view = view;
@@ -175,7 +176,7 @@ export class QueryRunner {
         entry += 4;
       }
     }
-    return writer.finish();
+    return writer.finish(this.view.u8, this.view.u32, this.blobOf);
   }
 
   private configBytes(blob: number, detail: ConfigDetail): Uint8Array {
@@ -343,15 +344,14 @@ export class QueryRunner {
       view.i32[w + layout.taskTimesPartitionedWord]!, view.f64[(record >>> 3) + layout.taskModRevisionF64]!,
       view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!);
     const slaveId = u32[w + layout.taskSlaveIdWord]!;
-    const hostId = u32[w + layout.taskHostWord]!;
-    const host = hostId === 0 ? 0 : store.stringBlob(hostId);
+    const host = u32[w + layout.taskHostWord]!;
     const ports = u32[w + layout.taskPortsWord]!;
     const assigned = writer.assigned(table, (slaveId !== 0 ? 1 : 0) | (host !== 0 ? 2 : 0) | (ports !== 0 ? 4 : 0),
       view.i32[w + layout.taskInstanceWord]!);
     const id = u32[w + layout.taskIdWord]!;
     writer.string(assigned + 4, u8, id + 4, u32[id >>> 2]!);
     if (slaveId !== 0) writer.string(assigned + 8, u8, slaveId + 4, u32[slaveId >>> 2]!);
-    if (host !== 0) writer.string(assigned + 12, u8, host + 4, u32[host >>> 2]!);
+    if (host !== 0) writer.sharedString(assigned + 12, host);  // an interned string id
     if (ports !== 0) {
       const count = u32[(ports >>> 2) + 1]!;
       let entry = writer.offsets(assigned + 16, count);
@@ -383,12 +383,11 @@ export class QueryRunner {
       const node = nodes[i]!;
       const w = node >>> 2;
       const message = u32[w + layout.eventMessageWord]!;
-      const schedulerId = u32[w + layout.eventSchedulerWord]!;
-      const scheduler = schedulerId === 0 ? 0 : this.store.stringBlob(schedulerId);
+      const scheduler = u32[w + layout.eventSchedulerWord]!;  // an interned string id
       const event = writer.event(entry, (message !== 0 ? 1 : 0) | (scheduler !== 0 ? 2 : 0),
         view.f64[(node >>> 3) + layout.eventTimestampF64]!, u32[w + layout.eventStatusWord]!);
       if (message !== 0) writer.string(event + 4, view.u8, message + 4, u32[message >>> 2]!);
-      if (scheduler !== 0) writer.string(event + 16, view.u8, scheduler + 4, u32[scheduler >>> 2]!);
+      if (scheduler !== 0) writer.sharedString(event + 16, scheduler);
       entry += 4;
     }
   }

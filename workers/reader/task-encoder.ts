@@ -81,6 +81,8 @@ export class TaskResponseWriter {
   /** Starts a response; returns the positions to patch: the tasks vector's entries start and configs slot. */
   begin(revision: number, taskCount: number, total: number): void {
     this.end = 0;
+    this.sharedSlots.length = 0;
+    this.sharedIds.length = 0;
     this.reserve(vtables.bytes.length + 64 + taskCount * 4);
     this.bytes.set(vtables.bytes, 0);
     this.end = vtables.bytes.length;
@@ -123,6 +125,42 @@ export class TaskResponseWriter {
     this.patch(task + 4, table);
     this.view.setInt32(table + 20, instanceId, true);
     return table;
+  }
+
+  // Interned strings (hosts, scheduler names) are written once per response, at the end: a uoffset must point
+  // forward, so every field that refers to one is remembered here and patched in finish().
+  private sharedSlots: number[] = [];
+  private sharedIds: number[] = [];
+
+  /** Points the field at `slot` to the interned string `id`, written once per response (in finish()). */
+  sharedString(slot: number, id: number): void {
+    this.sharedSlots.push(slot);
+    this.sharedIds.push(id);
+  }
+
+  private writeShared(source: Uint8Array, u32: Uint32Array, blobOf: (id: number) => number): void {
+    const written = new Map<number, number>();
+    const slots = this.sharedSlots;
+    const ids = this.sharedIds;
+    for (let i = 0; i < slots.length; i++) {
+      const id = ids[i]!;
+      let at = written.get(id);
+      if (at === undefined) {
+        const blob = blobOf(id);
+        const length = u32[blob >>> 2]!;
+        this.reserve(length + 8);
+        this.align(4);
+        at = this.end;
+        this.view.setUint32(at, length, true);
+        this.bytes.set(source.subarray(blob + 4, blob + 4 + length), at + 4);
+        this.bytes[at + 4 + length] = 0;
+        this.end = at + 4 + length + 1;
+        written.set(id, at);
+      }
+      this.patch(slots[i]!, at);
+    }
+    slots.length = 0;
+    ids.length = 0;
   }
 
   /** Writes a string from `source[start, start + length)` and points the field at `slot` to it. */
@@ -191,7 +229,9 @@ export class TaskResponseWriter {
     return this.end;
   }
 
-  finish(): Uint8Array {
+  /** Ends the response; `source` and `u32` are the arena's views and `blobOf` finds an interned string's blob. */
+  finish(source: Uint8Array, u32: Uint32Array, blobOf: (id: number) => number): Uint8Array {
+    this.writeShared(source, u32, blobOf);
     this.align(8);
     return this.bytes.slice(0, this.end);
   }

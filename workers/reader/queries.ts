@@ -146,22 +146,22 @@ export class QueryRunner {
         this.checkPin(i);
       }
     }
-    if (!ordered) {
-      const view = this.view;
-      records.sort((a, b) => view.compareBlobs(view.u32[(a >>> 2) + layout.taskIdWord]!,
-        view.u32[(b >>> 2) + layout.taskIdWord]!));
-    }
+    if (!ordered) sortById(this.view, records);
     const total = records.length;
     const start = Math.min(q.offset(), total);
     const end = q.limit() > 0 ? Math.min(total, start + q.limit()) : total;
     const writer = this.taskWriter;
     writer.begin(this.store.revision, end - start, total);
-    const configRows = new Map<number, number>();
+    const configRows = new Map<number, number>(); // config row -> config blob, in order of first use
     for (let i = start; i < end; i++) {
       const record = records[i]!;
       const configRow = this.store.taskWord(record, layout.taskConfigRowWord);
-      if (!configRows.has(configRow)) configRows.set(configRow, configRows.size);
-      this.encodeTask(record);
+      let configBlob = configRows.get(configRow);
+      if (configBlob === undefined) {
+        configBlob = this.store.configBlob(configRow);
+        configRows.set(configRow, configBlob);
+      }
+      this.encodeTask(record, configBlob);
       if (writer.bytesWritten > limits.resultBytesMax) {
         throw new QueryError(ErrorCode.RESOURCE_EXHAUSTED, 'result too large: page it');
       }
@@ -170,8 +170,7 @@ export class QueryRunner {
       writer.configs(0);
     } else {
       let entry = writer.configs(configRows.size);
-      for (const row of configRows.keys()) {
-        const blob = this.store.configBlob(row);
+      for (const blob of configRows.values()) {
         writer.storedConfig(entry, this.store.configHash(blob), this.configBytes(blob, detail));
         entry += 4;
       }
@@ -331,7 +330,7 @@ export class QueryRunner {
   }
 
   /** Writes one task (ScheduledTask, AssignedTask, strings, ports, events) from its record. */
-  private encodeTask(record: number): void {
+  private encodeTask(record: number, configBlob: number): void {
     const writer = this.taskWriter;
     const view = this.view;
     const store = this.store;
@@ -364,7 +363,7 @@ export class QueryRunner {
         at += 8 + ((length + 3) & ~3);
       }
     }
-    writer.byteVector(assigned + 24, store.configHash(store.configBlob(u32[w + layout.taskConfigRowWord]!)));
+    writer.byteVector(assigned + 24, store.configHash(configBlob));
     this.encodeEvents(table + 24, u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
     if (ancestor !== 0) writer.string(table + 36, u8, ancestor + 4, u32[ancestor >>> 2]!);
   }
@@ -674,6 +673,40 @@ export class QueryRunner {
     }
     return result.pack(this.builder);
   }
+}
+
+/**
+ * Sorts task records by id (UTF-8 byte order). Ids of one job share a long prefix, so the sort compares numbers
+ * made of the 6 bytes after the common prefix first, and whole ids only on a tie.
+ */
+function sortById(view: ArenaView, records: number[]): void {
+  const count = records.length;
+  if (count < 2) return;
+  const u8 = view.u8;
+  const u32 = view.u32;
+  const first = u32[(records[0]! >>> 2) + layout.taskIdWord]!;
+  let prefix = u32[first >>> 2]!;
+  for (let i = 1; i < count && prefix > 0; i++) {
+    const blob = u32[(records[i]! >>> 2) + layout.taskIdWord]!;
+    const length = Math.min(prefix, u32[blob >>> 2]!);
+    let same = 0;
+    while (same < length && u8[first + 4 + same] === u8[blob + 4 + same]) same++;
+    prefix = same;
+  }
+  const keys = new Float64Array(count);
+  const order = new Array<number>(count);
+  for (let i = 0; i < count; i++) {
+    const blob = u32[(records[i]! >>> 2) + layout.taskIdWord]!;
+    const length = u32[blob >>> 2]!;
+    let key = 0;
+    for (let k = 0; k < 6; k++) key = key * 256 + (prefix + k < length ? u8[blob + 4 + prefix + k]! + 1 : 0);
+    keys[i] = key;
+    order[i] = i;
+  }
+  order.sort((a, b) => keys[a]! - keys[b]! || view.compareBlobs(u32[(records[a]! >>> 2) + layout.taskIdWord]!,
+    u32[(records[b]! >>> 2) + layout.taskIdWord]!));
+  const sorted = order.map((i) => records[i]!);
+  for (let i = 0; i < count; i++) records[i] = sorted[i]!;
 }
 
 function createResponse(b: flatbuffers.Builder, revision: number, type: Result, result: flatbuffers.Offset,

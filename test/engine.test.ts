@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
-import { transactionTasksMax } from '../core/limits.js';
+import { taskEventsMax, transactionOpsMax, transactionTasksMax, updateEventsMax } from '../core/limits.js';
 import { isActive, jobStatsBucket } from '../core/status.js';
 import { Engine } from '../daemon/engine.js';
 import { ReaderSlot } from '../workers/reader/pin.js';
@@ -133,6 +133,55 @@ test('idempotency: a repeated key returns the first outcome and applies nothing'
   const replay = await commit(engine, failing);
   t.true(replay.duplicate);
   t.is(replay.error?.code, f.ErrorCode.NOT_FOUND);
+});
+
+test('TransitionTask checks its inputs before looking the task up', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const invalid: Partial<f.TransitionTaskT>[] = [
+    { hasExpectStatus: true, expectStatus: 15 as f.ScheduleStatus }, { message: 'm'.repeat(4097) },
+    { scheduler: 's\u0001' }, { slaveId: 'x'.repeat(257) }, { slaveHost: 'h\u007f' },
+    { assignedPorts: [make(f.PortT, { name: '', port: 1 })] },
+  ];
+  for (const fields of invalid) {
+    const result = await commit(engine, txn([transition('missing', S.RUNNING, fields)]));
+    t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT, JSON.stringify(Object.keys(fields)));
+  }
+});
+
+test('state limits count the events earlier operations of the same transaction appended', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const full = task('t-0', jobConfig('www', 'prod', 'hello'), 0);
+  full.taskEvents = Array.from({ length: taskEventsMax - 1 }, (_, i) => make(f.TaskEventT, { timestamp: BigInt(i),
+    status: S.PENDING }));
+  t.is((await commit(engine, txn([upsert([full])]))).error, null);
+  const twice = await commit(engine, txn([transition('t-0', S.ASSIGNED), transition('t-0', S.RUNNING)]));
+  t.is(twice.error?.code, f.ErrorCode.RESOURCE_EXHAUSTED);
+  t.is(twice.error?.opIndex, 1);
+  const afterUpsert = await commit(engine, txn([upsert([full]), transition('t-0', S.ASSIGNED),
+    transition('t-0', S.RUNNING)]));
+  t.is(afterUpsert.error?.code, f.ErrorCode.RESOURCE_EXHAUSTED);
+  t.is(afterUpsert.error?.opIndex, 2);
+  const key = make(f.JobUpdateKeyT, { job: make(f.JobKeyT, { role: 'www', environment: 'prod', name: 'hello' }),
+    id: 'u-1' });
+  const save = op(f.Op.SaveJobUpdate, make(f.SaveJobUpdateT, { update: make(f.JobUpdateT, {
+    summary: make(f.JobUpdateSummaryT, { key }), instructions: make(f.JobUpdateInstructionsT, {
+      desiredState: make(f.InstanceTaskConfigT, { task: jobConfig('www', 'prod', 'hello') }) }) }) }));
+  const event = op(f.Op.SaveJobUpdateEvent, make(f.SaveJobUpdateEventT, { key, event: make(f.JobUpdateEventT, {
+    status: f.JobUpdateStatus.ROLLING_FORWARD, timestampMs: 5n }) }));
+  t.is((await commit(engine, txn([save]))).error, null);
+  for (let stored = 0; stored < updateEventsMax - 1; stored += transactionOpsMax) {
+    const count = Math.min(transactionOpsMax, updateEventsMax - 1 - stored);
+    t.is((await commit(engine, txn(Array.from({ length: count }, () => event)))).error, null);
+  }
+  for (const ops of [[event, event], [save, event, event]]) {
+    const result = await commit(engine, txn(ops));
+    t.is(result.error?.code, f.ErrorCode.RESOURCE_EXHAUSTED);
+    t.is(result.error?.opIndex, ops.length - 1);
+  }
+  const removeThenSave = op(f.Op.RemoveJobUpdates, make(f.RemoveJobUpdatesT, { keys: [key] }));
+  t.is((await commit(engine, txn([removeThenSave, save, event, event]))).error, null, 'a removed update has no events');
 });
 
 /** Commits lifecycle transitions on a fixed set of tasks: a steady state where every commit frees memory. */

@@ -5,7 +5,8 @@
  * - Reads the stored state (the working roots) but never changes it. Every error a transaction can meet is found
  *   here, so apply.ts never fails half way: all or nothing without an undo log.
  * - Operations are checked in order against the stored state plus an overlay of what the earlier operations of
- *   the same transaction did (tasks, cron jobs and job updates created or removed, task statuses).
+ *   the same transaction did (tasks, cron jobs and job updates created or removed, task statuses and event
+ *   counts, job update event counts), so state limits hold across the operations of one transaction.
  * - Client bytes are never trusted: any exception while reading them is a malformed transaction
  *   (INVALID_ARGUMENT), never an assertion.
  */
@@ -19,7 +20,7 @@ import {
 } from '../../core/fbs/strata.js';
 import * as limits from '../../core/limits.js';
 import * as layout from '../../core/layout.js';
-import { isLegalTransition, isStatus } from '../../core/status.js';
+import { isLegalTransition, isStatus, statusValueMax } from '../../core/status.js';
 import { isIdentifier, isIdentifierString, isText, utf8 } from '../../core/text.js';
 import { configHashBytes } from '../../core/config.js';
 import type { ConfigFacts, EventPlan, PortPlan, Tables } from './tables.js';
@@ -116,6 +117,8 @@ const upsertScratch = new UpsertTasks();
 const operationScratch = new Operation();
 const preconditionScratch = new Precondition();
 const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
+/** The task overlay packs a status and an event count in one number (no object per task): events * this + status. */
+const overlayStatuses = statusValueMax + 1;
 
 function bytesOrNull(value: string | Uint8Array | null): Uint8Array | null {
   if (value === null || typeof value === 'string') return value === null || value === '' ? null : Buffer.from(value);
@@ -127,8 +130,9 @@ export class Planner {
   private readonly tables: Tables;
   private configs = new Map<string, ConfigSource>();        // what a config_hash may name: Transaction.configs
   private inline = new Map<string, ConfigSource>();         // configs given inline (not nameable by hash)
-  private tasks = new Map<string, number>();       // overlay: task id (latin1) -> status, or -1 when deleted
+  private tasks = new Map<string, number>();       // overlay: task id (latin1) -> packTask(status, events), or -1 when deleted
   private records = new Map<string, boolean>();    // overlay: "c:" cron / "u:" update keys -> present
+  private updateEvents = new Map<string, number>(); // overlay: "u:<key>/e" or "/i" -> events of that kind
   private taskCount = 0;
 
   constructor(tables: Tables) {
@@ -150,6 +154,7 @@ export class Planner {
     this.inline = new Map();
     this.tasks = new Map();
     this.records = new Map();
+    this.updateEvents = new Map();
     this.taskCount = 0;
     const opCount = transaction.opsLength();
     if (opCount > limits.transactionOpsMax) throw invalid(`more than ${limits.transactionOpsMax} operations`);
@@ -327,17 +332,24 @@ export class Planner {
     if (this.taskCount > limits.transactionTasksMax) throw invalid(`more than ${limits.transactionTasksMax} tasks`);
   }
 
-  /** A task's status as the operations so far left it: -1 if absent. */
-  private taskStatus(id: Uint8Array): { status: number; row: number } {
+  /** A task's status and event count as the operations so far left it: status -1 if absent. */
+  private taskStatus(id: Uint8Array): { status: number; events: number; row: number } {
     const overlay = this.tasks.get(Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1'));
-    if (overlay !== undefined) return { status: overlay, row: -1 };
+    if (overlay !== undefined) {
+      return overlay < 0 ? { status: -1, events: 0, row: -1 } :
+        { status: overlay % overlayStatuses, events: Math.floor(overlay / overlayStatuses), row: -1 };
+    }
     const row = this.tables.taskRow(id);
-    if (row < 0) return { status: -1, row: -1 };
-    return { status: this.tables.taskWord(this.tables.taskRecord(row), layout.taskStatusWord), row };
+    if (row < 0) return { status: -1, events: 0, row: -1 };
+    const record = this.tables.taskRecord(row);
+    return { status: this.tables.taskWord(record, layout.taskStatusWord),
+      events: this.tables.taskWord(record, layout.taskEventCountWord), row };
   }
 
-  private setTaskStatus(id: Uint8Array, status: number): void {
-    this.tasks.set(Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1'), status);
+  /** Records what an operation left: a task's status and event count, or status -1 when deleted. */
+  private setTaskStatus(id: Uint8Array, status: number, events: number): void {
+    this.tasks.set(Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1'),
+      status < 0 ? -1 : events * overlayStatuses + status);
   }
 
   private planUpsert(upsert: UpsertTasks): OpPlan {
@@ -352,7 +364,7 @@ export class Planner {
       seen.add(key);
       tasks.push(task);
     }
-    for (const task of tasks) this.setTaskStatus(task.id, task.status);
+    for (const task of tasks) this.setTaskStatus(task.id, task.status, task.events.length);
     return { kind: opUpsertTasks, tasks };
   }
 
@@ -420,44 +432,43 @@ export class Planner {
     return ports;
   }
 
+  /** Every input first (INVALID_ARGUMENT before any lookup), then the task, CAS, no-op, enforce, event limit. */
   private planTransition(transition: TransitionTask): TransitionPlan {
     this.countTasks(1);
     const id = bytesOrNull(transition.taskId(UTF8));
     if (!isText(id)) throw invalid('a task id must be 1-256 bytes without control characters');
     const status = transition.status();
     if (!isStatus(status)) throw invalid(`unknown status ${status}`);
+    const hasExpect = transition.hasExpectStatus();
+    if (hasExpect && !isStatus(transition.expectStatus())) throw invalid(`unknown status ${transition.expectStatus()}`);
+    const slaveHost = bytesOrNull(transition.slaveHost(UTF8));
+    const scheduler = bytesOrNull(transition.scheduler(UTF8));
+    const event = this.event(Number(transition.timestamp()), status, bytesOrNull(transition.message(UTF8)), scheduler);
+    const slaveId = this.optionalText(transition.slaveId(UTF8), 'slave_id');
+    const host = slaveHost === null ? null : utf8(this.checkedText(slaveHost, 'slave_host'));
+    const ports = transition.assignedPortsLength() > 0 ?
+      this.ports(transition.assignedPortsLength(), (i) => transition.assignedPorts(i)!) : null;
     const current = this.taskStatus(id!);
     if (current.status < 0) throw new PlanError(ErrorCode.NOT_FOUND, `no task ${utf8(id!)}`);
-    if (transition.hasExpectStatus()) {
-      if (!isStatus(transition.expectStatus())) throw invalid(`unknown status ${transition.expectStatus()}`);
-      if (current.status !== transition.expectStatus()) {
-        throw new PlanError(ErrorCode.PRECONDITION_FAILED, `task ${utf8(id!)} is not in the expected status`);
-      }
+    if (hasExpect && current.status !== transition.expectStatus()) {
+      throw new PlanError(ErrorCode.PRECONDITION_FAILED, `task ${utf8(id!)} is not in the expected status`);
     }
     const noop = status === current.status;
     if (!noop && transition.enforce() && !isLegalTransition(current.status, status)) {
       throw new PlanError(ErrorCode.ILLEGAL_TRANSITION, `illegal transition of ${utf8(id!)}`);
     }
-    const slaveHost = bytesOrNull(transition.slaveHost(UTF8));
-    const scheduler = bytesOrNull(transition.scheduler(UTF8));
-    const event = this.event(Number(transition.timestamp()), status, bytesOrNull(transition.message(UTF8)), scheduler);
-    const plan: TransitionPlan = {
-      kind: opTransition, id: id!, row: current.row, status, noop,
-      timestamp: event.timestamp, message: event.message, scheduler: event.scheduler,
-      slaveId: this.optionalText(transition.slaveId(UTF8), 'slave_id'),
-      slaveHost: slaveHost === null ? null : utf8(this.checkedText(slaveHost, 'slave_host')),
-      ports: transition.assignedPortsLength() > 0 ?
-        this.ports(transition.assignedPortsLength(), (i) => transition.assignedPorts(i)!) : null,
-      failureCount: transition.failureCount(), timesPartitioned: transition.timesPartitioned(),
-    };
     if (!noop) {
-      const events = current.row >= 0 ? this.tables.taskWord(this.tables.taskRecord(current.row), layout.taskEventCountWord) : 0;
-      if (events >= limits.taskEventsMax) {
+      if (current.events >= limits.taskEventsMax) {
         throw new PlanError(ErrorCode.RESOURCE_EXHAUSTED, `task ${utf8(id!)} has ${limits.taskEventsMax} events`);
       }
-      this.setTaskStatus(id!, status);
+      this.setTaskStatus(id!, status, current.events + 1);
     }
-    return plan;
+    return {
+      kind: opTransition, id: id!, row: current.row, status, noop,
+      timestamp: event.timestamp, message: event.message, scheduler: event.scheduler,
+      slaveId, slaveHost: host, ports,
+      failureCount: transition.failureCount(), timesPartitioned: transition.timesPartitioned(),
+    };
   }
 
   private planRecordOp(operation: Operation): OpPlan {
@@ -479,7 +490,12 @@ export class Planner {
       case Op.RemoveJobUpdates: {
         const keys = (unpacked as { keys: JobUpdateKeyT[] }).keys.map((k) => updateKeyStrings(k));
         if (keys.length > limits.queryKeysMax) throw invalid('too many keys');
-        for (const key of keys) this.records.set(`u:${key.join('/')}`, false);
+        for (const key of keys) {
+          const name = `u:${key.join('/')}`;
+          this.records.set(name, false);
+          this.updateEvents.set(`${name}/e`, 0);
+          this.updateEvents.set(`${name}/i`, 0);
+        }
         return { kind: opRemoveUpdates, keys };
       }
       case Op.SaveQuota: {
@@ -536,7 +552,7 @@ export class Planner {
       }
       ids.push(id!);
     }
-    for (const id of ids) this.setTaskStatus(id, -1);
+    for (const id of ids) this.setTaskStatus(id, -1, 0);
     return { kind: opDeleteTasks, ids };
   }
 
@@ -593,30 +609,34 @@ export class Planner {
     OpPlan {
     const key = updateKeyStrings(op.key);
     if (op.event === null) throw invalid('an update event is needed');
-    const overlay = this.records.get(`u:${key.join('/')}`);
-    const present = overlay ?? this.updateRecord(key) !== 0;
+    const name = `u:${key.join('/')}`;
+    const overlay = this.records.get(name);
+    const record = this.updateRecord(key);
+    const present = overlay ?? record !== 0;
     if (!present) throw new PlanError(ErrorCode.NOT_FOUND, `no job update ${key.join('/')}`);
-    const record = overlay === undefined ? this.updateRecord(key) : 0;
     if (type === Op.SaveJobUpdateEvent) {
       const event = op.event as JobUpdateEventT;
       if (event.status < JobUpdateStatus.ROLLING_FORWARD || event.status > JobUpdateStatus.ROLL_BACK_AWAITING_PULSE) {
         throw invalid('unknown job update status');
       }
-      this.checkEventCount(record, layout.updateEventCountWord);
+      this.countUpdateEvent(`${name}/e`, record, layout.updateEventCountWord);
       return { kind: opUpdateEvent, key, event };
     }
     const event = op.event as JobInstanceUpdateEventT;
     if (event.action < JobUpdateAction.INSTANCE_UPDATED || event.action > JobUpdateAction.INSTANCE_ROLLBACK_FAILED) {
       throw invalid('unknown job update action');
     }
-    this.checkEventCount(record, layout.updateInstanceEventCountWord);
+    this.countUpdateEvent(`${name}/i`, record, layout.updateInstanceEventCountWord);
     return { kind: opInstanceEvent, key, event };
   }
 
-  private checkEventCount(record: number, word: number): void {
-    if (record !== 0 && this.tables.view.u32[(record >>> 2) + word]! >= limits.updateEventsMax) {
+  /** One more event of a kind: the count the earlier operations left (else the stored one) stays in bounds. */
+  private countUpdateEvent(name: string, record: number, word: number): void {
+    const count = this.updateEvents.get(name) ?? (record === 0 ? 0 : this.tables.view.u32[(record >>> 2) + word]!);
+    if (count >= limits.updateEventsMax) {
       throw new PlanError(ErrorCode.RESOURCE_EXHAUSTED, `a job update has at most ${limits.updateEventsMax} events of a kind`);
     }
+    this.updateEvents.set(name, count + 1);
   }
 
   private planHosts(hosts: HostAttributesT[]): OpPlan {

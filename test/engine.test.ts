@@ -184,6 +184,17 @@ test('state limits count the events earlier operations of the same transaction a
   t.is((await commit(engine, txn([removeThenSave, save, event, event]))).error, null, 'a removed update has no events');
 });
 
+test('a transition to the host the task is already on keeps the host string counted once', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const before = (await engine.writerStats())['strings'];
+  t.is((await commit(engine, txn([upsert([task('t-0', jobConfig('www', 'prod', 'hello'), 0, S.ASSIGNED,
+    'host-a')])]))).error, null);
+  t.is((await commit(engine, txn([transition('t-0', S.RUNNING, { slaveHost: 'host-a' })]))).error, null);
+  t.is((await commit(engine, txn([op(f.Op.DeleteTasks, make(f.DeleteTasksT, { taskIds: ['t-0'] }))]))).error, null);
+  t.is((await engine.writerStats())['strings'], before, 'every string went with the task');
+});
+
 /** Commits lifecycle transitions on a fixed set of tasks: a steady state where every commit frees memory. */
 async function churn(engine: Engine, ids: string[], rounds: number): Promise<void> {
   const cycle = [S.ASSIGNED, S.STARTING, S.RUNNING, S.KILLING, S.KILLED];

@@ -248,6 +248,8 @@ export class Applier {
       if (oldHost !== 0) t.pairIndex(layout.rootHostIndexWord, oldHost, row, false);
       t.pairIndex(layout.rootHostIndexWord, host, row, true);
       t.release(oldHost);
+    } else if (op.slaveHost !== null) {
+      t.release(host); // the same host again: intern counted it a second time, the task holds it once
     }
     t.aggMove(role, env, name, oldStatus, op.status, config);
     return { noop: false, count: 1, changed: null };

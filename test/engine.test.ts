@@ -77,6 +77,10 @@ test('bad input gets a typed error and changes nothing', async (t) => {
     ['oversized config', txn([upsert([task('t-1', jobConfig('www', 'prod', 'big', { data: 'x'.repeat(300_000) }), 1)])]),
       f.ErrorCode.INVALID_ARGUMENT],
     ['bad job key', txn([upsert([task('t-1', jobConfig('w w', 'prod', 'x'), 1)])]), f.ErrorCode.INVALID_ARGUMENT],
+    ['volume mode that is not a VolumeMode', txn([upsert([task('t-1', make(f.TaskConfigT, {
+      ...jobConfig('www', 'prod', 'hello'), containerType: f.Container.MesosContainer,
+      container: make(f.MesosContainerT, { volumes: [make(f.VolumeT, { containerPath: '/d', mode: 3 as f.VolumeMode })] }),
+    }), 1)])]), f.ErrorCode.INVALID_ARGUMENT],
     ['unknown config hash', txn([upsert([make(f.ScheduledTaskT, { assignedTask: make(f.AssignedTaskT, {
       taskId: 't-2', configHash: new Array(16).fill(7) }) })])]), f.ErrorCode.NOT_FOUND],
     ['too many tasks', txn([op(f.Op.DeleteTasks, make(f.DeleteTasksT, {

@@ -16,7 +16,8 @@ import {
   ErrorCode, HostAttributesT, HostMaintenanceRequestT, JobConfigurationT, JobKeyT, JobUpdateT, Op, Operation,
   PreconditionKind, Precondition, RecordTable, ScheduledTask, SchedulerMetadataT, TaskConfigT, Transaction,
   TransitionTask, UpsertTasks, type JobUpdateKeyT, ResourceAggregateT, JobUpdateEventT, JobInstanceUpdateEventT,
-  JobUpdateStatus, JobUpdateAction, MaintenanceMode, ResourceType, TaskConstraint, ValueConstraintT,
+  JobUpdateStatus, JobUpdateAction, MaintenanceMode, MesosContainerT, ResourceType, TaskConstraint,
+  ValueConstraintT, VolumeMode,
 } from '../../core/fbs/strata.js';
 import * as limits from '../../core/limits.js';
 import * as layout from '../../core/layout.js';
@@ -208,6 +209,11 @@ export class Planner {
     for (const resource of config.resources) {
       if (resource.type < ResourceType.NUM_CPUS || resource.type > ResourceType.NUM_GPUS) {
         throw invalid('a resource needs a valid type');
+      }
+    }
+    if (config.container instanceof MesosContainerT) {
+      for (const volume of config.container.volumes) {
+        if (volume.mode !== VolumeMode.RW && volume.mode !== VolumeMode.RO) throw invalid('a volume needs a valid mode');
       }
     }
     return { hex: canonical.hashHex, canonical, facts: configFacts(config) };

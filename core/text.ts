@@ -44,3 +44,21 @@ const decoder = new TextDecoder('utf-8', { fatal: false });
 export function utf8(bytes: Uint8Array): string {
   return decoder.decode(bytes);
 }
+
+/**
+ * Compares strings in UTF-8 byte order (= code point order) without encoding them: UTF-16 code units compare
+ * the same except that surrogates (U+D800..DFFF, which encode code points above U+FFFF) must sort after
+ * U+E000..FFFF; shifting the two ranges fixes that.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const length = a.length < b.length ? a.length : b.length;
+  for (let i = 0; i < length; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x += x < 0xe000 ? 0x2000 : -0x800;
+    if (y >= 0xd800) y += y < 0xe000 ? 0x2000 : -0x800;
+    return x - y;
+  }
+  return a.length - b.length;
+}

@@ -29,6 +29,7 @@ import {
   fourKeyShape, jobIndexShape, oneKeyShape, pairShape, StoreReader, taskIdShape, threeKeyShape, twoKeyShape,
 } from '../../core/store.js';
 import { DeadlineError } from './pin.js';
+import { compareUtf8 } from '../../core/text.js';
 import { TaskResponseWriter } from './task-encoder.js';
 
 export class QueryError extends Error {
@@ -47,9 +48,6 @@ function str(value: string | Uint8Array | null): string {
   return typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
 }
 
-function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
 
 function checkPaging(offset: number, limit: number): void {
   if (offset < 0 || limit < 0) throw invalid('offset and limit must be >= 0');

@@ -18,6 +18,7 @@ import {
   opUpsertTasks, text, type ConfigSource, type OpPlan, type TaskPlan, type TransitionPlan,
 } from './plan.js';
 import type { ConfigInfo, EventPlan, PortPlan, Tables } from './tables.js';
+import { compareUtf8 } from '../../core/text.js';
 
 export interface OpOutcome { noop: boolean; count: number; changed: boolean[] | null }
 
@@ -549,8 +550,5 @@ export function canonicalHost(host: HostAttributesT): HostAttributesT {
   return new HostAttributesT(text(host.host), attributes, host.mode, slaveId === '' ? null : slaveId, 0n);
 }
 
-export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
 
 export { HostAttributes, SchedulerMetadata };

@@ -53,6 +53,12 @@ function checkPaging(offset: number, limit: number): void {
   if (offset < 0 || limit < 0) throw invalid('offset and limit must be >= 0');
 }
 
+/** Aurora's JobStats bucket of each status value, -1 for a value that is not a status. */
+const statsBuckets = Int8Array.from({ length: layout.statusValueCount },
+  (_, status) => (isStatus(status) ? jobStatsBucket(status) : -1));
+
+interface SortedEntries { blobs: number[]; values: number[]; ids: number[]; order: number[] }
+
 interface TaskFilter {
   role: number; env: number; name: number;           // -1 when not filtered
   statuses: Uint8Array | null;
@@ -71,6 +77,7 @@ export class QueryRunner {
   private readonly eventNodes: number[] = [];
   private readonly taskWriter = new TaskResponseWriter();
   private readonly blobOf = (id: number): number => this.store.stringBlob(id);
+  private readonly strings = new Map<number, flatbuffers.Offset>(); // string blob -> offset, for one response
 
   constructor(view: ArenaView, store: StoreReader, expired: () => boolean) {
     this.view = view;
@@ -82,6 +89,7 @@ export class QueryRunner {
   run(bytes: Uint8Array): Uint8Array {
     const b = this.builder;
     b.clear();
+    this.strings.clear();
     let response: flatbuffers.Offset;
     try {
       const request = QueryRequest.getRootAsQueryRequest(checkedBuffer(bytes), this.request);
@@ -442,62 +450,114 @@ export class QueryRunner {
     return this.store.stringId(role);
   }
 
+  /**
+   * The entries of an aggregate tree (under a role prefix when role > 0), sorted by their key strings: `ids` has
+   * keyWords interned ids per entry, `blobs` their string blobs, `values` the aggregate blocks, `order` the sort.
+   * No string is decoded: keys are compared and copied as UTF-8 bytes.
+   */
+  private sortedEntries(rootWord: number, keyWords: number, role: number): SortedEntries {
+    const shape = keyWords === 1 ? oneKeyShape : keyWords === 2 ? twoKeyShape : threeKeyShape;
+    const cursor = this.store.cursor;
+    const key = new TreeKey(keyWords);
+    key.words[0] = role > 0 ? role : 0;
+    const entries: SortedEntries = { blobs: [], values: [], ids: [], order: [] };
+    for (let ok = cursor.seek(this.store.roots[rootWord]!, role > 0 ? key : null, shape); ok; ok = cursor.next()) {
+      if (role > 0 && cursor.keyWord(0) !== role) break;
+      for (let i = 0; i < keyWords; i++) {
+        const id = cursor.keyWord(i);
+        entries.ids.push(id);
+        entries.blobs.push(this.store.stringBlob(id));
+      }
+      entries.order.push(entries.values.length);
+      entries.values.push(cursor.value(0));
+    }
+    const view = this.view;
+    const blobs = entries.blobs;
+    entries.order.sort((x, y) => {
+      for (let i = 0; i < keyWords; i++) {
+        const c = view.compareBlobs(blobs[x * keyWords + i]!, blobs[y * keyWords + i]!);
+        if (c !== 0) return c;
+      }
+      return 0;
+    });
+    return entries;
+  }
+
+  /** A string of the arena in the response, once per response (the builder lets offsets be shared). */
+  private stringAt(blob: number): flatbuffers.Offset {
+    let offset = this.strings.get(blob);
+    if (offset === undefined) {
+      const length = this.view.u32[blob >>> 2]!;
+      offset = this.builder.createString(this.view.u8.subarray(blob + 4, blob + 4 + length));
+      this.strings.set(blob, offset);
+    }
+    return offset;
+  }
+
+  private jobKeyAt(entries: SortedEntries, index: number): flatbuffers.Offset {
+    const blobs = entries.blobs;
+    return JobKey.createJobKey(this.builder, this.stringAt(blobs[index * 3]!), this.stringAt(blobs[index * 3 + 1]!),
+      this.stringAt(blobs[index * 3 + 2]!));
+  }
+
   private jobKeys(q: JobKeysQuery): flatbuffers.Offset {
     const role = this.roleFilter(q.role());
-    const keys: string[][] = [];
+    const offsets: flatbuffers.Offset[] = [];
     if (role !== 0) {
-      this.scanTree(layout.rootJobAggWord, 3, role, (words, block) => {
-        if (this.view.i32[(block >>> 2) + layout.aggTaskCountWord]! > 0) keys.push(words.map((id) => this.store.stringOf(id)));
-      });
+      const entries = this.sortedEntries(layout.rootJobAggWord, 3, role);
+      for (const i of entries.order) {
+        if (this.view.i32[(entries.values[i]! >>> 2) + layout.aggTaskCountWord]! > 0) offsets.push(this.jobKeyAt(entries, i));
+      }
     }
-    keys.sort(compareKeys);
     const b = this.builder;
-    const offsets = keys.map((k) => JobKey.createJobKey(b, b.createString(k[0]!), b.createString(k[1]!), b.createString(k[2]!)));
     return JobKeysResult.createJobKeysResult(b, JobKeysResult.createJobsVector(b, offsets));
   }
 
   private roleSummary(): flatbuffers.Offset {
-    const roles: { role: string; block: number }[] = [];
-    this.scanTree(layout.rootRoleAggWord, 1, -1, (words, block) => roles.push({ role: this.store.stringOf(words[0]!), block }));
-    roles.sort((a, b) => compareUtf8(a.role, b.role));
+    const entries = this.sortedEntries(layout.rootRoleAggWord, 1, -1);
     const b = this.builder;
     const i32 = this.view.i32;
-    const offsets = roles.map(({ role, block }) => RoleSummary.createRoleSummary(b, b.createString(role),
-      i32[(block >>> 2) + layout.aggJobCountWord]!, i32[(block >>> 2) + layout.aggCronCountWord]!,
-      i32[(block >>> 2) + layout.aggTaskCountWord]!));
+    const offsets = entries.order.map((i) => {
+      const block = entries.values[i]! >>> 2;
+      return RoleSummary.createRoleSummary(b, this.stringAt(entries.blobs[i]!), i32[block + layout.aggJobCountWord]!,
+        i32[block + layout.aggCronCountWord]!, i32[block + layout.aggTaskCountWord]!);
+    });
     return RoleSummaryResult.createRoleSummaryResult(b, RoleSummaryResult.createRolesVector(b, offsets));
   }
 
   private jobSummary(q: JobSummaryQuery): flatbuffers.Offset {
     const role = this.roleFilter(q.role());
-    const jobs: { key: string[]; ids: number[]; block: number }[] = [];
-    if (role !== 0) {
-      this.scanTree(layout.rootJobAggWord, 3, role, (words, block) =>
-        jobs.push({ key: words.map((id) => this.store.stringOf(id)), ids: words, block }));
-    }
-    jobs.sort((a, b) => compareKeys(a.key, b.key));
     const b = this.builder;
     const i32 = this.view.i32;
-    const offsets = jobs.map(({ key, ids, block }) => {
-      const counts = i32.subarray((block >>> 2) + layout.aggStatusCountsWord,
-        (block >>> 2) + layout.aggStatusCountsWord + layout.statusValueCount);
+    const offsets: flatbuffers.Offset[] = [];
+    if (role !== 0) {
+      const entries = this.sortedEntries(layout.rootJobAggWord, 3, role);
       const stats = [0, 0, 0, 0];
-      for (let status = 0; status < counts.length; status++) if (isStatus(status)) stats[jobStatsBucket(status)]! += counts[status]!;
-      let cron = 0;
-      if (i32[(block >>> 2) + layout.aggCronCountWord]! > 0) {
-        const job = this.cronJob(this.store.find3(layout.rootCronWord, ids[0]!, ids[1]!, ids[2]!));
-        cron = job.pack(b);
+      for (const i of entries.order) {
+        const block = entries.values[i]! >>> 2;
+        const counts = i32.subarray(block + layout.aggStatusCountsWord, block + layout.aggStatusCountsWord +
+          layout.statusValueCount);
+        stats.fill(0);
+        for (let status = 0; status < counts.length; status++) {
+          const bucket = statsBuckets[status]!;
+          if (bucket >= 0) stats[bucket]! += counts[status]!;
+        }
+        let cron = 0;
+        if (i32[block + layout.aggCronCountWord]! > 0) {
+          const ids = entries.ids;
+          cron = this.cronJob(this.store.find3(layout.rootCronWord, ids[i * 3]!, ids[i * 3 + 1]!, ids[i * 3 + 2]!)).pack(b);
+        }
+        const keyOffset = this.jobKeyAt(entries, i);
+        const countsOffset = JobSummary.createStatusCountsVector(b, counts);
+        const statsOffset = JobStats.createJobStats(b, stats[1]!, stats[2]!, stats[3]!, stats[0]!);
+        JobSummary.startJobSummary(b);
+        JobSummary.addJob(b, keyOffset);
+        JobSummary.addStats(b, statsOffset);
+        JobSummary.addStatusCounts(b, countsOffset);
+        if (cron !== 0) JobSummary.addCron(b, cron);
+        offsets.push(JobSummary.endJobSummary(b));
       }
-      const keyOffset = JobKey.createJobKey(b, b.createString(key[0]!), b.createString(key[1]!), b.createString(key[2]!));
-      const countsOffset = JobSummary.createStatusCountsVector(b, Array.from(counts));
-      const statsOffset = JobStats.createJobStats(b, stats[1]!, stats[2]!, stats[3]!, stats[0]!);
-      JobSummary.startJobSummary(b);
-      JobSummary.addJob(b, keyOffset);
-      JobSummary.addStats(b, statsOffset);
-      JobSummary.addStatusCounts(b, countsOffset);
-      if (cron !== 0) JobSummary.addCron(b, cron);
-      return JobSummary.endJobSummary(b);
-    });
+    }
     return JobSummaryResult.createJobSummaryResult(b, JobSummaryResult.createJobsVector(b, offsets));
   }
 

@@ -79,7 +79,7 @@ export class Applier {
       const old = t.taskRecord(row);
       idBlob = t.taskWord(old, layout.taskIdWord);
       createRevision = t.view.f64[(old >>> 3) + layout.taskCreateRevisionF64]!;
-      this.unindexTask(old, row);
+      this.indexTask(old, row, false);
       this.releaseTaskParts(old);
       t.retire(old, layout.taskRecordBytes);
     } else {
@@ -117,34 +117,21 @@ export class Applier {
     t.view.f64[(record >>> 3) + layout.taskModRevisionF64] = t.revisionBuilding;
     t.view.f64[(record >>> 3) + layout.taskCreateRevisionF64] = createRevision;
     t.setTaskRecord(row, record);
-    this.indexTask(record, row);
+    this.indexTask(record, row, true);
   }
 
-  /** Adds a task record's index entries and aggregate contribution. */
-  private indexTask(record: number, row: number): void {
+  /** Adds (insert) or removes a task record's index entries and its aggregate contribution. */
+  private indexTask(record: number, row: number, insert: boolean): void {
     const t = this.t;
     const role = t.taskWord(record, layout.taskRoleWord);
     const env = t.taskWord(record, layout.taskEnvWord);
     const name = t.taskWord(record, layout.taskNameWord);
     const status = t.taskWord(record, layout.taskStatusWord);
     const host = t.taskWord(record, layout.taskHostWord);
-    t.jobIndex(role, env, name, row, true);
-    t.pairIndex(layout.rootStatusIndexWord, status, row, true);
-    if (host !== 0) t.pairIndex(layout.rootHostIndexWord, host, row, true);
-    t.aggTask(role, env, name, status, t.configOfRow(t.taskWord(record, layout.taskConfigRowWord)), 1);
-  }
-
-  private unindexTask(record: number, row: number): void {
-    const t = this.t;
-    const role = t.taskWord(record, layout.taskRoleWord);
-    const env = t.taskWord(record, layout.taskEnvWord);
-    const name = t.taskWord(record, layout.taskNameWord);
-    const status = t.taskWord(record, layout.taskStatusWord);
-    const host = t.taskWord(record, layout.taskHostWord);
-    t.jobIndex(role, env, name, row, false);
-    t.pairIndex(layout.rootStatusIndexWord, status, row, false);
-    if (host !== 0) t.pairIndex(layout.rootHostIndexWord, host, row, false);
-    t.aggTask(role, env, name, status, t.configOfRow(t.taskWord(record, layout.taskConfigRowWord)), -1);
+    t.jobIndex(role, env, name, row, insert);
+    t.pairIndex(layout.rootStatusIndexWord, status, row, insert);
+    if (host !== 0) t.pairIndex(layout.rootHostIndexWord, host, row, insert);
+    t.aggTask(role, env, name, status, t.configOfRow(t.taskWord(record, layout.taskConfigRowWord)), insert ? 1 : -1);
   }
 
   /** Releases what only this task holds: strings, ports, events, its host, its config reference. */
@@ -262,7 +249,7 @@ export class Applier {
       const row = t.taskRow(id);
       assert(row >= 0, 'delete of a missing task');
       const record = t.taskRecord(row);
-      this.unindexTask(record, row);
+      this.indexTask(record, row, false);
       const idBlob = t.taskWord(record, layout.taskIdWord);
       t.taskIdIndex(id, idBlob, row, false);
       this.releaseTaskParts(record);

@@ -8,6 +8,7 @@ import test, { ExecutionContext } from 'ava';
 import {
   ConfigDetail, CoordinatorSlaPolicyT, CronCollisionPolicy, CronJobsQueryT, CronJobsResultT, ErrorCode,
   HostAttributesQueryT, HostAttributesResultT, HostMaintenanceRequestT, JobInstanceUpdateEventT, JobKeysQueryT,
+  JobUpdateSettingsT, RangeT,
   JobKeysResultT, JobSummaryQueryT, JobSummaryResultT, JobUpdateAction, JobUpdateStatus, JobUpdatesResultT,
   MaintenanceMode, MaintenanceQueryT, MaintenanceResultT, PortT, PreconditionKind, QueryRequestT, QueryResponseT,
   QuotaQueryT, QuotaResultT, RecordTable, ResourceType, Result, RoleSummaryQueryT, RoleSummaryResultT,
@@ -203,7 +204,8 @@ test('TransitionTask: NOT_FOUND, no-op, compare-and-set, enforce, fields', (t) =
   t.is(task?.status, S.ASSIGNED);
   t.is(task?.assignedTask?.slaveHost, 'host-a');
   t.is(task?.assignedTask?.slaveId, 'agent-1');
-  t.deepEqual(task?.assignedTask?.assignedPorts, [], 'ports are always given by the object API');
+  t.deepEqual(task?.assignedTask?.assignedPorts.map((port) => [port.name, port.port]), [['http', 80]],
+    'an empty ports list keeps the stored ports');
   t.is(task?.failureCount, 3);
   t.is(task?.timesPartitioned, 0);
   t.is(task?.taskEvents.length, 1);
@@ -214,18 +216,74 @@ test('TransitionTask: NOT_FOUND, no-op, compare-and-set, enforce, fields', (t) =
   commitOk(t, model, transaction([ops.transition('t-1', S.LOST, { enforce: true })]));
   commitError(t, model, transaction([ops.transition('t-1', S.RUNNING, { enforce: true })]),
     ErrorCode.ILLEGAL_TRANSITION, 0);
-  commitOk(t, model, transaction([ops.transition('t-1', S.RUNNING)]));
+  commitOk(t, model, transaction([ops.transition('t-1', S.RUNNING, { assignedPorts: [new PortT('admin', 81)] })]));
   t.is(tasks(model).tasks[0]?.assignedTask?.slaveHost, 'host-a', 'an empty slave_host keeps the stored one');
+  t.deepEqual(tasks(model).tasks[0]?.assignedTask?.assignedPorts.map((port) => [port.name, port.port]),
+    [['admin', 81]], 'non-empty ports replace the stored ones');
 });
 
-test('TransitionTask refuses to grow a task beyond taskEventsMax events', (t) => {
+test('TransitionTask checks every input before looking the task up', (t) => {
+  const model = new ReferenceModel();
+  commitOk(t, model, transaction([ops.upsert(scheduledTask('t-1', configA, { status: S.RUNNING }))]));
+  const bad: Parameters<typeof ops.transition>[2][] = [
+    { hasExpectStatus: true, expectStatus: 8 as S },
+    { message: 'm'.repeat(4097) },
+    { message: '\u00e9'.repeat(2049) },
+    { scheduler: 's\u0001' },
+    { slaveId: 'x'.repeat(257) },
+    { slaveHost: 'h\u007f' },
+    { assignedPorts: [new PortT('', 80)] },
+    { assignedPorts: Array.from({ length: 1025 }, (_, index) => new PortT(`p${index}`, index)) },
+  ];
+  for (const fields of bad) {
+    commitError(t, model, transaction([ops.transition('nope', S.KILLING, fields)]), ErrorCode.INVALID_ARGUMENT, 0);
+    commitError(t, model, transaction([ops.transition('t-1', S.RUNNING, fields)]), ErrorCode.INVALID_ARGUMENT, 0);
+  }
+  commitError(t, model, transaction([ops.transition('nope', 8 as S)]), ErrorCode.INVALID_ARGUMENT, 0);
+  commitError(t, model, transaction([ops.transition('\u0001', S.KILLING)]), ErrorCode.INVALID_ARGUMENT, 0);
+  const edge = commitOk(t, model, transaction([ops.transition('t-1', S.KILLING, { message: '\u00e9'.repeat(2048),
+    scheduler: 's'.repeat(256), assignedPorts: Array.from({ length: 1024 }, (_, index) => new PortT(`p${index}`,
+      index)) })]));
+  t.is(edge.revision, 2n);
+  t.is(tasks(model).tasks[0]?.assignedTask?.assignedPorts.length, 1024);
+});
+
+test('UpsertTasks text rules: messages, names, ports', (t) => {
+  const model = new ReferenceModel();
+  const cases = [
+    scheduledTask('t-1', configA, { events: [taskEvent(1, S.PENDING, 'm'.repeat(4097))] }),
+    scheduledTask('t-1', configA, { slaveId: 'a\u0000' }),
+    scheduledTask('t-1', configA, { slaveHost: 'x'.repeat(257) }),
+    scheduledTask('t-1', configA, { ancestorId: '\u007f' }),
+    scheduledTask('t-1', configA, { ports: [new PortT(null, 1)] }),
+    scheduledTask('t-1', configA, { ports: Array.from({ length: 1025 }, (_, index) => new PortT(`p${index}`, 1)) }),
+  ];
+  for (const bad of cases) commitError(t, model, transaction([ops.upsert(bad)]), ErrorCode.INVALID_ARGUMENT, 0);
+  commitOk(t, model, transaction([ops.upsert(scheduledTask('t-1', configA, { slaveId: '', slaveHost: '',
+    ancestorId: '', events: [taskEvent(1, S.PENDING, 'm'.repeat(4096))] }))]));
+  const stored = tasks(model).tasks[0];
+  t.is(stored?.assignedTask?.slaveId, null, 'empty is absent');
+  t.is(stored?.assignedTask?.slaveHost, null);
+  t.is(stored?.ancestorId, null);
+});
+
+test('TransitionTask refuses to grow a task beyond taskEventsMax events: RESOURCE_EXHAUSTED, not remembered', (t) => {
   const model = new ReferenceModel();
   const events = Array.from({ length: 1024 }, (_, index) => taskEvent(index, S.PENDING));
   commitOk(t, model, transaction([ops.upsert(scheduledTask('t-1', configA, { events }))]));
   commitError(t, model, transaction([ops.upsert(scheduledTask('t-2', configA, { events: [...events,
     taskEvent(2000, S.PENDING)] }))]), ErrorCode.INVALID_ARGUMENT, 0);
-  commitError(t, model, transaction([ops.transition('t-1', S.ASSIGNED)]), ErrorCode.INVALID_ARGUMENT, 0);
+  commitError(t, model, transaction([ops.removeQuota('ads'), ops.transition('t-1', S.ASSIGNED)]),
+    ErrorCode.RESOURCE_EXHAUSTED, 1);
   t.is(commitOk(t, model, transaction([ops.transition('t-1', S.PENDING)])).ops[0]?.noop, true);
+  const full = transaction([ops.transition('t-1', S.ASSIGNED)], { idempotency: ['sched', 1] });
+  commitError(t, model, full, ErrorCode.RESOURCE_EXHAUSTED, 0);
+  commitOk(t, model, transaction([ops.upsert(scheduledTask('t-1', configA, { events: events.slice(1) }))]));
+  const retried = commitOk(t, model, full);
+  t.is(retried.duplicate, false, 'a RESOURCE_EXHAUSTED outcome is not remembered');
+  t.is(tasks(model).tasks[0]?.taskEvents.length, 1024);
+  commitError(t, model, transaction([ops.upsert(scheduledTask('t-1', configA, { events: events.slice(1) })),
+    ops.transition('t-1', S.ASSIGNED), ops.transition('t-1', S.KILLING)]), ErrorCode.RESOURCE_EXHAUSTED, 2);
 });
 
 test('DeleteTasks: missing, ignore_missing, twice, and config freeing', (t) => {
@@ -284,6 +342,11 @@ test('job updates: save, validation, events in timestamp order, derived state, r
     ErrorCode.INVALID_ARGUMENT, 0);
   commitError(t, model, transaction([ops.saveUpdate(jobUpdate(updateKey(www, 'bad id'), [], instanceConfig(
     configA, [])))]), ErrorCode.INVALID_ARGUMENT, 0);
+  const onlyThese = jobUpdate(key, [], instanceConfig(configA, []));
+  onlyThese.instructions!.settings = new JobUpdateSettingsT(1, 0, 0, 0, false, [new RangeT(-1, 0)]);
+  commitError(t, model, transaction([ops.saveUpdate(onlyThese)]), ErrorCode.INVALID_ARGUMENT, 0);
+  commitError(t, model, transaction([ops.saveUpdate(jobUpdate(key, [], instanceConfig(configA, []), 'bob',
+    [['', 'value']]))]), ErrorCode.INVALID_ARGUMENT, 0);
   commitError(t, model, transaction([ops.updateEvent(updateKey(www, 'u-2'), updateEvent(0, 5))]),
     ErrorCode.NOT_FOUND, 0);
   commitError(t, model, transaction([ops.updateEvent(key, updateEvent(11, 5))]), ErrorCode.INVALID_ARGUMENT, 0);
@@ -531,8 +594,12 @@ test('limits: operations, preconditions, configs, tasks, config bytes', (t) => {
   commitError(t, model, transaction([ops.removeQuota('ads'), ops.upsert(scheduledTask('t-1', huge))]),
     ErrorCode.INVALID_ARGUMENT, 1);
   commitError(t, model, transaction([ops.upsert(scheduledTask('t-1', huge))], { preconditions: [
-    precondition(RecordTable.SCHEDULER, PreconditionKind.PRESENT)] }), ErrorCode.INVALID_ARGUMENT, 0,
-  -1);
+    precondition(RecordTable.SCHEDULER, PreconditionKind.PRESENT)] }), ErrorCode.PRECONDITION_FAILED, -1, 0);
+  commitError(t, model, transaction([ops.removeQuota('ads')], { configs: [huge], preconditions: [
+    precondition(RecordTable.SCHEDULER, PreconditionKind.PRESENT)] }), ErrorCode.INVALID_ARGUMENT, -1, -1);
+  const manyConfigs = Array.from({ length: 1025 }, () => instanceConfig(configA, [[0, 0]]));
+  commitError(t, model, transaction([ops.saveUpdate(jobUpdate(updateKey(www, 'u'), manyConfigs, null))]),
+    ErrorCode.INVALID_ARGUMENT, 0);
   t.is(model.revision, 0);
 });
 

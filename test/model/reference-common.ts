@@ -12,7 +12,7 @@ import {
 /** The limits of docs/semantics.md, restated here on purpose (the model does not read core/limits.ts). */
 export const modelLimits = {
   identifierBytesMax: 128,
-  nameBytesMax: 256, // task id, host, client id
+  nameBytesMax: 256, // task id, host, client id; slave id, slave host, scheduler, ancestor id, port name
   idempotencyKeysMax: 65_536,
   transactionOpsMax: 4096,
   transactionPreconditionsMax: 4096,
@@ -22,6 +22,8 @@ export const modelLimits = {
   taskEventsMax: 1024,
   updateEventsMax: 65_536,
   queryKeysMax: 10_000,
+  messageBytesMax: 4096, // a task event's message
+  portsMax: 1024,        // assigned ports of one task or transition
 } as const;
 
 /** A failed transaction or query: the code and which operation or precondition is to blame. */
@@ -43,6 +45,11 @@ export function invalid(message: string, opIndex = -1, preconditionIndex = -1): 
 
 export function notFound(message: string, opIndex: number): ModelError {
   return new ModelError(ErrorCode.NOT_FOUND, message, opIndex);
+}
+
+/** A state limit (task events, update events): RESOURCE_EXHAUSTED, which idempotency does not remember. */
+export function exhausted(message: string, opIndex: number): ModelError {
+  return new ModelError(ErrorCode.RESOURCE_EXHAUSTED, message, opIndex);
 }
 
 export function utf8Bytes(value: string): number {
@@ -70,6 +77,11 @@ export function isName(value: string): boolean {
     if (codePoint < 0x20 || codePoint === 0x7f) return false;
   }
   return true;
+}
+
+/** A text field that names a thing (slave id, slave host, scheduler, ancestor id): absent ('') or a name. */
+export function isOptionalName(value: string): boolean {
+  return value === '' || isName(value);
 }
 
 export function isJobKey(key: JobKeyT | null): key is JobKeyT {

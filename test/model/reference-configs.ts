@@ -1,26 +1,34 @@
 /**
  * Reference model, the transaction context and config references. Owner: tests only.
  * Invariants: a config is resolved either inline or by hash, never both; a hash resolves against the configs
- * stored before the transaction and Transaction.configs only (not against inline configs of earlier operations),
- * even when an earlier operation dropped the count to 0 (configs at count 0 are removed only at commit); counts
- * change only through acquire and release.
+ * stored before the transaction and Transaction.configs only (not against inline configs of earlier items or
+ * operations), even when an earlier operation dropped the count to 0 (configs at count 0 are removed only at
+ * commit); an inline config is validated (job, enums, canonical size) with its operation; counts change only
+ * through acquire and release.
  */
 import { configHashBytes } from '../../core/config.js';
 import { ResourceType, TaskConfigT, MesosContainerT, VolumeMode } from '../../core/fbs/strata.js';
-import { hex, invalid, isJobKey, isSetMember, notFound } from './reference-common.js';
-import { ConfigRecord, State, withRefs } from './reference-state.js';
+import { hex, invalid, isJobKey, isSetMember, modelLimits, notFound } from './reference-common.js';
+import { ConfigRecord, configRecord, State, withRefs } from './reference-state.js';
 
 export interface Context {
   readonly state: State;                                   // the transaction's working copy
   readonly configsBefore: ReadonlyMap<string, ConfigRecord>; // the configs stored before the transaction
   readonly revisionNext: bigint;                           // the revision records get if the commit changes anything
   readonly transactionConfigs: Map<string, ConfigRecord>;  // Transaction.configs by hash (hex)
-  readonly inlineConfigs: Map<TaskConfigT, ConfigRecord>;  // inline configs, made canonical in the limits step
+  tasksCounted: number;                                    // tasks named by the operations so far (a limit)
 }
 
-/** The validation of docs/semantics.md for a stored config: a valid job, and every enum value a member. */
-export function configProblem(config: TaskConfigT): string | null {
+/**
+ * The validation of docs/semantics.md for a stored config: a valid job, every enum value a member, and at most
+ * configBytesMax canonical bytes.
+ */
+export function configProblem(record: ConfigRecord): string | null {
+  const config = record.config;
   if (!isJobKey(config.job)) return 'config.job is not a valid job key';
+  if (record.bytes.length > modelLimits.configBytesMax) {
+    return `config of ${record.bytes.length} canonical bytes > ${modelLimits.configBytesMax}`;
+  }
   for (const resource of config.resources) {
     if (!isSetMember(ResourceType, resource.type)) return `resource type ${resource.type} is not a ResourceType`;
   }
@@ -48,9 +56,8 @@ export function resolveConfig(
 }
 
 function resolveInline(context: Context, inline: TaskConfigT, opIndex: number): string {
-  const record = context.inlineConfigs.get(inline);
-  if (record === undefined) throw new Error('reference model: inline config missed by the limits step');
-  const problem = configProblem(record.config);
+  const record = configRecord(inline);
+  const problem = configProblem(record);
   if (problem !== null) throw invalid(problem, opIndex);
   if (!context.state.configs.has(record.hashHex)) context.state.configs.set(record.hashHex, withRefs(record, 0));
   return record.hashHex;

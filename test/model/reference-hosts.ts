@@ -12,7 +12,7 @@ import {
   SaveSchedulerMetadataT, SchedulerMetadataT,
 } from '../../core/fbs/strata.js';
 import {
-  compareUtf8, invalid, isIdentifier, isMember, isName, isSetMember, nullEmptyStrings,
+  compareUtf8, invalid, isIdentifier, isMember, isName, isSetMember, modelLimits, nullEmptyStrings,
 } from './reference-common.js';
 import { Context } from './reference-configs.js';
 import { opResult } from './reference-tasks.js';
@@ -83,6 +83,9 @@ function checkHost(input: HostAttributesT, seen: Set<string>, opIndex: number): 
 }
 
 export function saveHostAttributes(context: Context, op: SaveHostAttributesT, opIndex: number): OpResultT {
+  if (op.attributes.length > modelLimits.queryKeysMax) {
+    throw invalid(`more than ${modelLimits.queryKeysMax} hosts in one operation`, opIndex);
+  }
   const seen = new Set<string>();
   const changed: boolean[] = [];
   for (const input of op.attributes) {

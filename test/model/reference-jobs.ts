@@ -8,11 +8,11 @@ import { text } from '../../core/config.js';
 import {
   CronCollisionPolicy, InstanceTaskConfigT, JobConfigurationT, JobInstanceUpdateEventT, JobUpdateAction,
   JobUpdateDetailsT, JobUpdateEventT, JobUpdateInstructionsT, JobUpdateStatus, JobUpdateSummaryT, JobUpdateT,
-  OpResultT, RemoveCronJobT, RemoveJobUpdatesT, SaveCronJobT, SaveJobInstanceUpdateEventT, SaveJobUpdateEventT,
+  OpResultT, RangeT, RemoveCronJobT, RemoveJobUpdatesT, SaveCronJobT, SaveJobInstanceUpdateEventT, SaveJobUpdateEventT,
   SaveJobUpdateT,
 } from '../../core/fbs/strata.js';
 import {
-  copyJobKey, copyUpdateKey, invalid, isJobKey, isMember, isSetMember, isUpdateKey, jobKeyString, modelLimits,
+  copyJobKey, copyUpdateKey, exhausted, invalid, isJobKey, isMember, isSetMember, isUpdateKey, jobKeyString, modelLimits,
   notFound, nullEmptyStrings, updateKeyString,
 } from './reference-common.js';
 import { acquireConfig, configOf, Context, hashArray, releaseConfig, resolveConfig } from './reference-configs.js';
@@ -60,10 +60,18 @@ export function saveJobUpdate(context: Context, op: SaveJobUpdateT, opIndex: num
   if (instructions === null || (instructions.desiredState === null && instructions.initialState.length === 0)) {
     throw invalid('instructions need a desired_state or a non-empty initial_state', opIndex);
   }
+  const instanceConfigs = instructions.initialState.length + (instructions.desiredState === null ? 0 : 1);
+  if (instanceConfigs > modelLimits.transactionConfigsMax) {
+    throw invalid(`more than ${modelLimits.transactionConfigsMax} instance configs in one job update`, opIndex);
+  }
   const configHexes: string[] = [];
   const initial = instructions.initialState.map((item) => storedInstanceConfig(context, item, configHexes, opIndex));
   const desired = instructions.desiredState === null ? null :
     storedInstanceConfig(context, instructions.desiredState, configHexes, opIndex);
+  checkRanges(instructions.settings?.updateOnlyTheseInstances ?? [], opIndex);
+  for (const entry of summary.metadata) {
+    if (text(entry.key) === '') throw invalid('a metadata entry without a key', opIndex);
+  }
   const storedSummary = new JobUpdateSummaryT(copyUpdateKey(key), summary.user, null, summary.metadata);
   const update = new JobUpdateT(storedSummary, new JobUpdateInstructionsT(initial, desired, instructions.settings));
   nullEmptyStrings(update);
@@ -77,24 +85,31 @@ export function saveJobUpdate(context: Context, op: SaveJobUpdateT, opIndex: num
   return opResult(false, 1);
 }
 
-function storedInstanceConfig(
-  context: Context, input: InstanceTaskConfigT, configHexes: string[], opIndex: number,
-): InstanceTaskConfigT {
-  const configHex = resolveConfig(context, input.task, input.configHash, opIndex);
-  for (const range of input.instances) {
+function checkRanges(ranges: readonly RangeT[], opIndex: number): void {
+  for (const range of ranges) {
     if (range.first < 0 || range.first > range.last) {
       throw invalid(`instance range [${range.first}, ${range.last}] is not 0 <= first <= last`, opIndex);
     }
   }
+}
+
+function storedInstanceConfig(
+  context: Context, input: InstanceTaskConfigT, configHexes: string[], opIndex: number,
+): InstanceTaskConfigT {
+  const configHex = resolveConfig(context, input.task, input.configHash, opIndex);
+  checkRanges(input.instances, opIndex);
   configHexes.push(configHex);
   return new InstanceTaskConfigT(null, input.instances, hashArray(configOf(context.state, configHex)));
 }
 
-function existingUpdate(context: Context, key: SaveJobUpdateEventT['key'], opIndex: number): UpdateRecord {
+/** The key must be valid and the event present (inputs, before the lookup); then the update must exist. */
+function eventTarget<T>(context: Context, key: SaveJobUpdateEventT['key'], event: T | null, opIndex: number,
+): { existing: UpdateRecord; event: T } {
   if (!isUpdateKey(key)) throw invalid('invalid job update key', opIndex);
+  if (event === null) throw invalid('an update event op without event', opIndex);
   const existing = context.state.updates.get(updateKeyString(key));
   if (existing === undefined) throw notFound('no such job update', opIndex);
-  return existing;
+  return { existing, event };
 }
 
 /** Inserts after every event with a timestamp <= the new one: ordered by timestamp, ties in insertion order. */
@@ -106,12 +121,10 @@ function insertByTimestamp<T>(events: readonly T[], event: T, timestamp: (item: 
 }
 
 export function saveJobUpdateEvent(context: Context, op: SaveJobUpdateEventT, opIndex: number): OpResultT {
-  const existing = existingUpdate(context, op.key, opIndex);
-  const event = op.event;
-  if (event === null) throw invalid('SaveJobUpdateEvent without event', opIndex);
+  const { existing, event } = eventTarget(context, op.key, op.event, opIndex);
   if (!isMember(JobUpdateStatus, event.status)) throw invalid(`${event.status} is not a JobUpdateStatus`, opIndex);
   const details = existing.details;
-  if (details.updateEvents.length >= modelLimits.updateEventsMax) throw invalid('too many update events', opIndex);
+  if (details.updateEvents.length >= modelLimits.updateEventsMax) throw exhausted('too many update events', opIndex);
   const stored = new JobUpdateEventT(event.status, event.timestampMs, event.user, event.message);
   nullEmptyStrings(stored);
   const events = insertByTimestamp(details.updateEvents, stored, (item) => item.timestampMs);
@@ -123,12 +136,12 @@ export function saveJobUpdateEvent(context: Context, op: SaveJobUpdateEventT, op
 export function saveJobInstanceUpdateEvent(
   context: Context, op: SaveJobInstanceUpdateEventT, opIndex: number,
 ): OpResultT {
-  const existing = existingUpdate(context, op.key, opIndex);
-  const event = op.event;
-  if (event === null) throw invalid('SaveJobInstanceUpdateEvent without event', opIndex);
+  const { existing, event } = eventTarget(context, op.key, op.event, opIndex);
   if (!isSetMember(JobUpdateAction, event.action)) throw invalid(`${event.action} is not a JobUpdateAction`, opIndex);
   const details = existing.details;
-  if (details.instanceEvents.length >= modelLimits.updateEventsMax) throw invalid('too many instance events', opIndex);
+  if (details.instanceEvents.length >= modelLimits.updateEventsMax) {
+    throw exhausted('too many instance events', opIndex);
+  }
   const stored = new JobInstanceUpdateEventT(event.instanceId, event.timestampMs, event.action, event.message);
   nullEmptyStrings(stored);
   const events = insertByTimestamp(details.instanceEvents, stored, (item) => item.timestampMs);
@@ -138,6 +151,9 @@ export function saveJobInstanceUpdateEvent(
 }
 
 export function removeJobUpdates(context: Context, op: RemoveJobUpdatesT, opIndex: number): OpResultT {
+  if (op.keys.length > modelLimits.queryKeysMax) {
+    throw invalid(`more than ${modelLimits.queryKeysMax} update keys in one operation`, opIndex);
+  }
   let removed = 0;
   for (const key of op.keys) {
     if (!isUpdateKey(key)) throw invalid('invalid job update key', opIndex);

@@ -1,14 +1,14 @@
 /**
- * Reference model, one transaction: limits, configs, preconditions, operations, in the order of
- * docs/semantics.md. Owner: tests only.
+ * Reference model, one transaction: whole-transaction limits, Transaction.configs, preconditions, operations
+ * (each with its own limits), in the order of docs/semantics.md. Owner: tests only.
  * Invariants: `applyTransaction` either throws a ModelError (and the caller drops the working copy) or returns
  * one OpResult per operation; nothing outside the working copy is touched; a precondition is judged against the
  * state before the first operation.
  */
 import { text } from '../../core/config.js';
 import {
-  DeleteTasksT, ErrorCode, OperationT, Op, OpResultT, PreconditionKind, PreconditionT, RecordTable, SaveCronJobT,
-  SaveJobUpdateT, ScheduleStatus, TaskConfigT, TransactionT, TransitionTaskT, UpsertTasksT,
+  DeleteTasksT, ErrorCode, OperationT, Op, OpResultT, PreconditionKind, PreconditionT, RecordTable,
+  ScheduleStatus, TransactionT, TransitionTaskT, UpsertTasksT,
 } from '../../core/fbs/strata.js';
 import {
   invalid, isIdentifier, isJobKey, isMember, isName, isStatus, isUpdateKey, jobKeyString, modelLimits, ModelError,
@@ -29,67 +29,25 @@ function taskCount(operation: OperationT): number {
   return operation.op instanceof TransitionTaskT ? 1 : 0;
 }
 
-/** transactionTasksMax: the operation at which the running count first exceeds it is to blame. */
-function checkTaskCount(transaction: TransactionT): void {
-  let count = 0;
-  transaction.ops.forEach((operation, opIndex) => {
-    count += taskCount(operation);
-    if (count > modelLimits.transactionTasksMax) throw invalid('too many tasks', opIndex);
-  });
-}
-
-function inlineConfigsOf(operation: OperationT): TaskConfigT[] {
-  const op = operation.op;
-  const configs: (TaskConfigT | null | undefined)[] = [];
-  if (op instanceof UpsertTasksT) configs.push(...op.tasks.map((task) => task.assignedTask?.task));
-  if (op instanceof SaveCronJobT) configs.push(op.job?.taskConfig);
-  if (op instanceof SaveJobUpdateT) {
-    const instructions = op.update?.instructions;
-    configs.push(...(instructions?.initialState ?? []).map((item) => item.task), instructions?.desiredState?.task);
-  }
-  return configs.filter((config): config is TaskConfigT => config !== null && config !== undefined);
-}
-
-function checkConfigBytes(record: ConfigRecord, opIndex: number): void {
-  if (record.bytes.length > modelLimits.configBytesMax) {
-    throw invalid(`config of ${record.bytes.length} canonical bytes > ${modelLimits.configBytesMax}`, opIndex);
-  }
-}
-
-/** Step 2 (limits), which also makes every config canonical; step 3 validates Transaction.configs. */
-export function checkLimits(transaction: TransactionT, inlineConfigs: Map<TaskConfigT, ConfigRecord>,
-): Map<string, ConfigRecord> {
+/** Step 2, limits on the transaction as a whole (no index); the others are checked with their operation. */
+export function checkTransactionLimits(transaction: TransactionT): void {
   if (transaction.ops.length > modelLimits.transactionOpsMax) throw invalid('too many operations');
   if (transaction.preconditions.length > modelLimits.transactionPreconditionsMax) {
     throw invalid('too many preconditions');
   }
   if (transaction.configs.length > modelLimits.transactionConfigsMax) throw invalid('too many configs');
-  checkTaskCount(transaction);
-  const transactionConfigs = new Map<string, ConfigRecord>();
-  for (const config of transaction.configs) {
-    const record = configRecord(config);
-    checkConfigBytes(record, -1);
-    transactionConfigs.set(record.hashHex, record);
-  }
-  transaction.ops.forEach((operation, opIndex) => {
-    const op = operation.op;
-    if (op instanceof UpsertTasksT && op.tasks.some((task) => task.taskEvents.length > modelLimits.taskEventsMax)) {
-      throw invalid(`a task with more than ${modelLimits.taskEventsMax} events`, opIndex);
-    }
-    for (const config of inlineConfigsOf(operation)) {
-      const record = configRecord(config);
-      checkConfigBytes(record, opIndex);
-      inlineConfigs.set(config, record);
-    }
-  });
-  return transactionConfigs;
 }
 
-export function checkTransactionConfigs(transactionConfigs: Map<string, ConfigRecord>): void {
-  for (const record of transactionConfigs.values()) {
-    const problem = configProblem(record.config);
+/** Step 3: each config of Transaction.configs is validated (job, enums, size; no index) and hashed. */
+export function transactionConfigsOf(transaction: TransactionT): Map<string, ConfigRecord> {
+  const configs = new Map<string, ConfigRecord>();
+  for (const config of transaction.configs) {
+    const record = configRecord(config);
+    const problem = configProblem(record);
     if (problem !== null) throw invalid(`Transaction.configs: ${problem}`);
+    configs.set(record.hashHex, record);
   }
+  return configs;
 }
 
 export interface RecordView { modRevision: bigint; status: ScheduleStatus | null }
@@ -173,9 +131,15 @@ const operations: ReadonlyMap<Op, Apply> = new Map<Op, Apply>([
   [Op.SaveSchedulerMetadata, saveSchedulerMetadata as Apply],
 ]);
 
+/**
+ * Step 5, one operation: transactionTasksMax first (the operation at which the running count first exceeds it
+ * is to blame), then the operation's own checks, item by item.
+ */
 export function applyOperation(context: Context, operation: OperationT, opIndex: number): OpResultT {
   const apply = operations.get(operation.opType);
   if (apply === undefined || operation.op === null) throw invalid(`operation without an op`, opIndex);
+  context.tasksCounted += taskCount(operation);
+  if (context.tasksCounted > modelLimits.transactionTasksMax) throw invalid('too many tasks', opIndex);
   return apply(context, operation.op as never, opIndex);
 }
 

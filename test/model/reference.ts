@@ -6,80 +6,65 @@
  * grows by exactly 1 per transaction that changed something; every input is first round-tripped through
  * FlatBuffers, so the model sees exactly the bytes the engine sees, and every output is a fresh copy.
  *
- * Where docs/semantics.md leaves a question open, the model answers it as follows (each is a choice to align
- * the engine and the page on):
- *  1. (Settled by the page, step 3.) A config_hash resolves against the configs stored before the transaction
- *     and Transaction.configs only. Consequence the page does not spell out: a config given inline by an earlier
- *     item or operation of the same transaction (and not stored before) is NOT_FOUND when referred to by hash.
- *  2. Check order inside an operation: items (tasks, ids, hosts, keys, instance configs) in input order; within
- *     an item, in the order the page lists the checks, a key's validity first (nothing can be looked up without
- *     it). UpsertTasks, per task: assigned_task present, task_id, config (both/neither, hash length, inline
- *     validity, unknown hash), instance_id, status, event statuses, then "twice in one operation".
- *     TransitionTask: task_id, the task exists, status, expect_status (when has_expect_status), CAS, same status
- *     (no-op), enforce, event limit. Event ops: key, the update exists, event present and its enums, event limit.
- *     SaveCronJob: key, cron_schedule, instance_count, cron_collision_policy, config, config job == key.
- *     SaveJobUpdate: key, instructions, then per InstanceTaskConfig (initial_state in order, then desired_state):
- *     config, ranges. DeleteTasks, per id: valid, twice, missing.
- *  3. Limits (step 2) run before configs and preconditions and include inline configs. The count limits have
- *     op_index -1, except transactionTasksMax, which blames the operation at which the running count first
- *     exceeds it; an oversized config of Transaction.configs has op_index -1; an oversized inline config, or an
- *     upserted task with more than taskEventsMax events, has the op_index of its operation.
- *  4. transactionConfigsMax counts Transaction.configs only; transactionTasksMax counts upserted tasks, deleted
- *     ids and one per TransitionTask.
- *  5. A TransitionTask that would give a task more than taskEventsMax events is INVALID_ARGUMENT ("over a limit"),
- *     op_index set, checked after the no-op and enforce checks (a no-op transition never fails on it); the same
- *     for a job update's updateEventsMax.
- *  6. TransitionTask.assigned_ports: the object API always writes the vector (pack cannot leave it out), so for
- *     any transaction built with it the ports are always replaced; an empty list clears them.
- *  7. Idempotency: an empty client_id means no idempotency; an invalid client_id (control characters, > 256 bytes)
- *     is INVALID_ARGUMENT and is not remembered. Keys are forgotten oldest-first by first sight; a replay does
- *     not refresh a key. The replay is the first outcome verbatim (its revision, ops or error) with duplicate.
- *  8. Preconditions are taken one at a time, in order: kind and table enums, TASK_STATUS only on TASK, the status
+ * Where docs/semantics.md leaves a question open, the model answers it as follows (each is a choice the engine
+ * shares; the settled ones are on the page now: hash refs, limit order, state limits, ports, inputs first, text
+ * rules, UNSET placeholders, dedicated, set semantics of query vectors):
+ *  1. Check order inside an operation, where the page gives none: items (tasks, ids, hosts, keys, instance
+ *     configs) in input order, the first failing item decides; within an item, a key's validity first (nothing
+ *     can be looked up without it), then the checks in the order the page lists them. UpsertTasks, per task:
+ *     assigned_task present, task_id, config (both/neither, hash length, inline validity, unknown hash),
+ *     instance_id, status, event count, each event (status, message, scheduler), slave_id, slave_host,
+ *     ancestor_id, ports, then "twice in one operation". SaveCronJob: key, cron_schedule, instance_count,
+ *     cron_collision_policy, config, config job == key. SaveJobUpdate: key, instructions, instance config count,
+ *     per InstanceTaskConfig (initial_state in order, then desired_state) config then ranges,
+ *     update_only_these_instances, metadata keys. DeleteTasks, per id: valid, twice, missing. SaveHostAttributes:
+ *     host count, then per host: host, twice, attributes, mode. Different codes only meet across items (e.g. a
+ *     NOT_FOUND item before an INVALID_ARGUMENT one), as the generator puts at most one mistake in an item.
+ *  2. Idempotency: an invalid client_id (control characters, > 256 bytes) is INVALID_ARGUMENT and is not
+ *     remembered. Keys are forgotten oldest-first by first sight; a replay does not refresh a key. The replay is
+ *     the first outcome verbatim (its revision, ops or error) with duplicate = true.
+ *  3. Preconditions are taken one at a time, in order: kind and table enums, TASK_STATUS only on TASK, the status
  *     enum (TASK_STATUS only; the field is ignored otherwise), key fields, then the check itself; so an invalid
  *     precondition after a failing one is never reached (PRECONDITION_FAILED wins) and vice versa.
- *  9. Enum values: schema.fbs's UNSET placeholders (ResourceType, VolumeMode, JobUpdateAction 0) are not valid
- *     values (Aurora has no such value). Config validation is a valid job key, valid enums, and the size limit;
- *     Transaction.configs are validated even when no operation uses them (op_index -1).
- * 10. A config_hash of the wrong length (not 16 bytes) is INVALID_ARGUMENT; a 16-byte one that matches no config
- *     is NOT_FOUND.
- * 11. Empty UpsertTasks, DeleteTasks, SaveHostAttributes and RemoveJobUpdates are no-ops (count 0).
- * 12. Only the listed no-op rules exist: re-saving an identical task, cron job, job update, quota or maintenance
+ *  4. Empty UpsertTasks, DeleteTasks, SaveHostAttributes and RemoveJobUpdates are no-ops (count 0).
+ *  5. Only the listed no-op rules exist: re-saving an identical task, cron job, job update, quota or maintenance
  *     request is a write (new revision, new mod_revision); events are always appended.
- * 13. SaveJobUpdate does not require its instance configs' job to equal the update's job (only cron jobs do).
- * 14. Configs of JobUpdatesResult, in order of first use: per update, initial_state in order, then desired_state.
- * 15. Dedicated (QuotaQuery): any constraint named "dedicated", as docs/semantics.md says; schema.fbs says "a
- *     value constraint named dedicated". A limit constraint named dedicated counts as dedicated here.
- * 16. Queries: a value that is not a member of its enum (TaskQuery.statuses, JobUpdateQuery.update_statuses,
- *     config_detail) is INVALID_ARGUMENT, like everywhere else. Other filters are not validated: a malformed role
- *     matches nothing. QuotaQuery needs a non-empty role but not a valid identifier. A request with no query is
- *     INVALID_ARGUMENT. An invalid query's response carries the current revision (tests do not compare it).
- * 17. "When set" for string filters means non-empty; only TaskQuery.role also ignores all-whitespace values.
- *     JobUpdateQuery.key, .job_key and CronJobsQuery.job apply when the table is present (exact match). Vector
- *     filters are sets: an entry given twice matches a record once.
- * 18. Host attributes are stored canonically: values as a sorted set, identical attributes once, attributes
- *     with the same name and different values kept apart (sorted by name, then values). Host queries list each
- *     asked host once, skip unknown ones.
- * 19. SaveQuota without an aggregate stores an empty aggregate; resources are kept in the given order.
+ *  6. SaveJobUpdate does not require its instance configs' job to equal the update's job (only cron jobs do).
+ *  7. Configs of JobUpdatesResult, in order of first use: per update, initial_state in order, then desired_state.
+ *  8. Queries: JobUpdateQuery.update_statuses and config_detail values that are not members are
+ *     INVALID_ARGUMENT, like TaskQuery.statuses. Other filters are not validated: a malformed role matches nothing.
+ *     QuotaQuery needs a non-empty role but not a valid identifier. A request with no query is INVALID_ARGUMENT.
+ *     An invalid query's response carries the current revision (tests do not compare it).
+ *  9. "When set" for string filters means non-empty; only TaskQuery.role also ignores all-whitespace values.
+ *     JobUpdateQuery.key, .job_key and CronJobsQuery.job apply when the table is present (exact match); every
+ *     vector filter is a set.
+ * 10. Host attributes are stored canonically: values as a sorted set ('' kept), identical attributes once,
+ *     attributes with the same name and different values kept apart (sorted by name, then values). Host queries
+ *     list each asked host once, skip unknown ones.
+ * 11. SaveQuota without an aggregate stores an empty aggregate; resources are kept in the given order.
  *     QuotaResult always carries the four consumption totals, zeros included.
- * 20. Malformed keys in removals (DeleteTasks ids, RemoveCronJob, RemoveJobUpdates, RemoveQuota,
+ * 12. Malformed keys in removals (DeleteTasks ids, RemoveCronJob, RemoveJobUpdates, RemoveQuota,
  *     RemoveMaintenanceRequest) are INVALID_ARGUMENT, not no-ops; a key twice in RemoveJobUpdates is fine.
- * 21. slave_host, slave_id, ancestor_id, messages, port names, instance ids of instance events are stored as given
- *     (only "empty is absent" applies, in nested tables too); task events keep the given order.
- * 22. A failed transaction's result has revision 0 and no ops (schema.fbs); error.revision is the current one.
+ * 13. What passes validation is stored as given (only "empty is absent" applies, in nested tables too): task
+ *     events and ports in the given order, instance ids of instance events, job update users and messages (no
+ *     length or text rule: the page's text rules are those of tasks, task events and transitions), host
+ *     attributes' slave_id.
+ * 14. A failed transaction's result has revision 0 and no ops (schema.fbs); error.revision is the current one.
  */
 import { text } from '../../core/config.js';
 import {
   decodeQueryRequest, decodeQueryResponse, decodeTransaction, decodeTransactionResult, encode,
 } from '../../core/codec.js';
 import {
-  ErrorCode, ErrorT, PreconditionT, QueryRequestT, QueryResponseT, Result, ScheduleStatus, TaskConfigT,
-  TransactionResultT, TransactionT,
+  ErrorCode, ErrorT, PreconditionT, QueryRequestT, QueryResponseT, Result, ScheduleStatus, TransactionResultT,
+  TransactionT,
 } from '../../core/fbs/strata.js';
 import { invalid, isName, modelLimits, ModelError } from './reference-common.js';
 import { runQuery } from './reference-queries.js';
-import { ConfigRecord, copyState, dropUnreferencedConfigs, emptyState, State } from './reference-state.js';
+import { copyState, dropUnreferencedConfigs, emptyState, State } from './reference-state.js';
+import { Context } from './reference-configs.js';
 import {
-  applyOperation, checkLimits, checkPrecondition, checkTransactionConfigs, preconditionRecord,
+  applyOperation, checkPrecondition, checkTransactionLimits, preconditionRecord, transactionConfigsOf,
 } from './reference-transaction.js';
 
 export class ReferenceModel {
@@ -159,13 +144,12 @@ export class ReferenceModel {
 
   private apply(transaction: TransactionT): TransactionResultT {
     try {
-      const inlineConfigs = new Map<TaskConfigT, ConfigRecord>();
-      const transactionConfigs = checkLimits(transaction, inlineConfigs);
-      checkTransactionConfigs(transactionConfigs);
+      checkTransactionLimits(transaction);
+      const transactionConfigs = transactionConfigsOf(transaction);
       transaction.preconditions.forEach((precondition, index) => checkPrecondition(this.state, precondition, index));
-      const context = {
+      const context: Context = {
         state: copyState(this.state), configsBefore: this.state.configs, revisionNext: BigInt(this.revision + 1),
-        transactionConfigs, inlineConfigs,
+        transactionConfigs, tasksCounted: 0,
       };
       const ops = transaction.ops.map((operation, opIndex) => applyOperation(context, operation, opIndex));
       if (ops.every((op) => op.noop)) return new TransactionResultT(BigInt(this.revision), null, ops, false);

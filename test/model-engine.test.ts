@@ -9,7 +9,7 @@
  */
 import test, { ExecutionContext } from 'ava';
 import { decodeQueryResponse, decodeTransactionResult, encode } from '../core/codec.js';
-import { QueryRequestT, TransactionT } from '../core/fbs/strata.js';
+import { ErrorCode, QueryRequestT, TransactionT } from '../core/fbs/strata.js';
 import { Engine } from '../daemon/engine.js';
 import { Generator } from './model/generate.js';
 import { describe, normalizeQueryResponse, normalizeTransactionResult } from './model/normalize.js';
@@ -30,6 +30,7 @@ interface Run {
   generator: Generator;
   seed: number;
   step: number;
+  outcomes: Map<string, number>;   // transaction outcomes by error code (or duplicate), to see what a seed covered
 }
 
 /** Compares two normalized values cheaply; on a difference, logs the context and asserts (for ava's diff). */
@@ -53,7 +54,10 @@ async function engineCall(run: Run, what: string, call: () => Promise<Uint8Array
 
 async function commitStep(run: Run, transaction: TransactionT): Promise<boolean> {
   const bytes = await engineCall(run, 'commit', () => run.engine.commit(encode(transaction)));
-  const expected = normalizeTransactionResult(run.model.commit(transaction));
+  const result = run.model.commit(transaction);
+  const outcome = result.duplicate ? 'duplicate' : ErrorCode[result.error?.code ?? ErrorCode.OK] ?? 'unknown';
+  run.outcomes.set(outcome, (run.outcomes.get(outcome) ?? 0) + 1);
+  const expected = normalizeTransactionResult(result);
   if (bytes === null) return false;
   const actual = normalizeTransactionResult(decodeTransactionResult(bytes));
   return same(run, actual, expected, 'transaction result', transaction);
@@ -78,7 +82,7 @@ function countsStep(run: Run): boolean {
 async function runSeed(t: ExecutionContext, seed: number): Promise<void> {
   const engine = await Engine.open({ readerThreads: 1 });
   const model = new ReferenceModel();
-  const run: Run = { t, engine, model, generator: new Generator(seed, model), seed, step: 0 };
+  const run: Run = { t, engine, model, generator: new Generator(seed, model), seed, step: 0, outcomes: new Map() };
   try {
     for (; run.step < steps; run.step += 1) {
       if (!await commitStep(run, run.generator.transaction())) return;
@@ -88,8 +92,10 @@ async function runSeed(t: ExecutionContext, seed: number): Promise<void> {
       if (run.step % countsEverySteps === 0 && !countsStep(run)) return;
     }
     if (!countsStep(run)) return;
-    t.pass(`seed ${seed}: ${steps} steps, revision ${model.revision}, ${model.taskCount()} tasks, ` +
-      `${model.configCount()} configs`);
+    t.log(`seed ${seed}: ${steps} steps, revision ${model.revision}, ${model.taskCount()} tasks, ` +
+      `${model.configCount()} configs; outcomes ${[...run.outcomes].map(([code, count]) => `${code} ${count}`)
+        .join(', ')}`);
+    t.pass();
   } finally {
     await engine.close();
   }

@@ -15,7 +15,8 @@ import {
   SaveQuotaT, SaveSchedulerMetadataT, ScheduledTaskT, SchedulerMetadataT, ScheduleStatus, TaskConfigT,
   TaskConstraint, TaskEventT, TransactionT, TransitionTaskT, UpsertTasksT, ValueConstraintT, KeyValueT, AttributeT,
   TaskQueryT, JobKeysQueryT, RoleSummaryQueryT, JobSummaryQueryT, QuotaQueryT, CronJobsQueryT, JobUpdateQueryT,
-  HostAttributesQueryT, MaintenanceQueryT, SchedulerQueryT, MetadataT,
+  HostAttributesQueryT, MaintenanceQueryT, SchedulerQueryT, MetadataT, Container, Image, MesosContainerT, VolumeT,
+  VolumeMode,
 } from '../../core/fbs/strata.js';
 import { copyConfig } from './reference-state.js';
 
@@ -39,6 +40,8 @@ export interface ConfigOptions {
   dedicated?: 'value' | 'limit';
   executorData?: string;
   priority?: number;
+  /** A Mesos container with one volume of this mode (RW 1, RO 2; anything else is not a VolumeMode). */
+  volumeMode?: number;
 }
 
 export function resource(type: ResourceType, amount: number): ResourceT {
@@ -66,6 +69,11 @@ export function taskConfig(job: JobKeyT, options: ConfigOptions = {}): TaskConfi
   config.constraints = [new ConstraintT('host', TaskConstraint.LimitConstraint, new LimitConstraintT(1))];
   if (options.dedicated !== undefined) config.constraints.push(dedicatedConstraint(options.dedicated));
   config.executorConfig = new ExecutorConfigT('AuroraExecutor', options.executorData ?? '{"task":"hello"}');
+  if (options.volumeMode !== undefined) {
+    config.containerType = Container.MesosContainer;
+    config.container = new MesosContainerT(Image.NONE, null, [new VolumeT('/data', '/srv/data',
+      options.volumeMode as VolumeMode)]);
+  }
   return config;
 }
 

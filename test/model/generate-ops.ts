@@ -28,22 +28,62 @@ function ports(g: GeneratorContext): PortT[] {
   return g.prng.some(['http', 'admin', 'health'], 2).map((name) => new PortT(name, 31000 + g.prng.int(10)));
 }
 
+/** The text mistakes of docs/semantics.md: an over-long message, a name with a control character or too long. */
+type TextFault = 'message' | 'scheduler' | 'slaveId' | 'slaveHost' | 'ancestor' | 'port';
+const textFaults: readonly TextFault[] = ['message', 'scheduler', 'slaveId', 'slaveHost', 'ancestor', 'port'];
+
+/** A message: mostly short or absent; sometimes exactly 4096 bytes (ASCII or 2-byte characters), or one over. */
+function message(g: GeneratorContext, values: readonly string[], bad: boolean): string | null {
+  if (bad) return g.prng.chance(0.5) ? 'm'.repeat(4097) : '\u00e9'.repeat(2048) + 'm';
+  if (g.prng.chance(0.02)) return g.prng.chance(0.5) ? 'm'.repeat(4096) : '\u00e9'.repeat(2048);
+  return optionalText(g, values);
+}
+
+/** A name that breaks the text rule: a control character, or 257 bytes (the longest valid one is 256). */
+function badName(g: GeneratorContext): string {
+  return g.prng.pick(['agent\u0001', '\u007f', 'x'.repeat(257), '\u00e9'.repeat(128) + 'x']);
+}
+
+/** A text field: optionalText's values, sometimes the longest valid name, or a bad one. */
+function name(g: GeneratorContext, values: readonly string[], bad: boolean): string | null {
+  if (bad) return badName(g);
+  return g.prng.chance(0.02) ? '\u00e9'.repeat(128) : optionalText(g, values);
+}
+
+/** Assigned ports: sometimes a port without a name (or a bad one), rarely 1025 ports (1024 is the limit). */
+function portsWith(g: GeneratorContext, bad: boolean): PortT[] {
+  const list = ports(g);
+  if (!bad) return g.prng.chance(0.005) ? manyPorts(1024) : list;
+  if (g.prng.chance(0.1)) return manyPorts(1025);
+  list.splice(g.prng.int(list.length + 1), 0, new PortT(g.prng.pick(['', null, badName(g)]), 31000));
+  return list;
+}
+
+function manyPorts(count: number): PortT[] {
+  return Array.from({ length: count }, (_, index) => new PortT(`p${index}`, 20000 + index));
+}
+
 function optionalText(g: GeneratorContext, values: readonly string[]): string | null {
   const roll = g.prng.next();
   return roll < 0.2 ? null : roll < 0.3 ? '' : g.prng.pick(values);
 }
 
 function randomTask(g: GeneratorContext): ScheduledTaskT {
-  const fault = mistake(g, 0.06, ['id', 'config', 'instance', 'status', 'event'] as const);
+  const fault = mistake(g, 0.08, ['id', 'config', 'instance', 'status', 'event', 'text'] as const);
+  const text = fault === 'text' ? g.prng.pick(textFaults) : null;
   const config = g.config(undefined, fault === 'config');
-  const events = Array.from({ length: g.prng.int(4) }, () =>
+  const eventCount = g.prng.int(4) + (text === 'message' || text === 'scheduler' ? 1 : 0);
+  const badEvent = g.prng.int(eventCount);
+  const events = Array.from({ length: eventCount }, (_, index) =>
     new TaskEventT(g.timestamp(), fault === 'event' ? g.prng.pick(invalidStatuses) : g.prng.pick([0, 9, 1, 2]),
-      optionalText(g, ['started', 'assigned']), optionalText(g, ['scheduler-1'])));
+      message(g, ['started', 'assigned'], text === 'message' && index === badEvent),
+      name(g, ['scheduler-1'], text === 'scheduler' && index === badEvent)));
   const assigned = new AssignedTaskT(fault === 'id' ? g.prng.pick(badTaskIds) : g.taskId(false),
-    optionalText(g, ['agent-1', 'agent-2']), optionalText(g, hosts), config.inline,
-    g.prng.chance(0.3) ? ports(g) : [], fault === 'instance' ? -1 : g.prng.int(instanceCount), config.hash);
+    name(g, ['agent-1', 'agent-2'], text === 'slaveId'), name(g, hosts, text === 'slaveHost'), config.inline,
+    g.prng.chance(0.3) || text === 'port' ? portsWith(g, text === 'port') : [],
+    fault === 'instance' ? -1 : g.prng.int(instanceCount), config.hash);
   return new ScheduledTaskT(assigned, fault === 'status' ? g.prng.pick(invalidStatuses) : g.status(false),
-    g.prng.int(3), g.prng.int(2), events, optionalText(g, ['t-0', 't-1']));
+    g.prng.int(3), g.prng.int(2), events, name(g, ['t-0', 't-1'], text === 'ancestor'));
 }
 
 /** Distinct task ids, except for the occasional deliberate "same id twice". */
@@ -73,13 +113,15 @@ function nextStatus(g: GeneratorContext, taskId: string, enforce: boolean): Sche
   return g.status(false);
 }
 
+/** Mistakes of a transition's inputs (checked before the lookup), each alone in its operation. */
 const transitionTask: OperationMaker = (g) => {
-  const fault = mistake(g, 0.04, ['id', 'status', 'expect'] as const);
+  const fault = mistake(g, 0.06, ['id', 'status', 'expect', 'text'] as const);
+  const text = fault === 'text' ? g.prng.pick(textFaults) : null;
   const taskId = fault === 'id' ? g.prng.pick(badTaskIds) : g.existingTaskId(false);
   const enforce = g.prng.chance(0.5);
   const fields: Partial<TransitionTaskT> = {
-    enforce, timestamp: g.timestamp(), message: optionalText(g, ['moved', 'killed by user']),
-    scheduler: optionalText(g, ['scheduler-1']),
+    enforce, timestamp: g.timestamp(), message: message(g, ['moved', 'killed by user'], text === 'message'),
+    scheduler: name(g, ['scheduler-1'], text === 'scheduler'),
   };
   if (g.prng.chance(0.3) || fault === 'expect') {
     const current = g.model.taskStatus(taskId);
@@ -87,9 +129,10 @@ const transitionTask: OperationMaker = (g) => {
     fields.expectStatus = fault === 'expect' ? g.prng.pick(invalidStatuses) :
       current !== null && g.prng.chance(0.75) ? current : g.status(false);
   }
-  if (g.prng.chance(0.3)) fields.slaveHost = g.prng.pick(hosts);
-  if (g.prng.chance(0.2)) fields.slaveId = g.prng.pick(['agent-1', 'agent-3']);
-  if (g.prng.chance(0.3)) fields.assignedPorts = ports(g);
+  if (g.prng.chance(0.3) || text === 'slaveHost') fields.slaveHost = name(g, hosts, text === 'slaveHost');
+  if (g.prng.chance(0.2) || text === 'slaveId') fields.slaveId = name(g, ['agent-1', 'agent-3'], text === 'slaveId');
+  // Ports: non-empty ones replace the stored ports, an empty list keeps them.
+  if (g.prng.chance(0.4) || text === 'port') fields.assignedPorts = portsWith(g, text === 'port');
   if (g.prng.chance(0.3)) fields.failureCount = g.prng.int(4);
   if (g.prng.chance(0.2)) fields.timesPartitioned = g.prng.int(3);
   const status = fault === 'status' ? g.prng.pick(invalidStatuses) : nextStatus(g, taskId, enforce);
@@ -153,14 +196,20 @@ function settings(g: GeneratorContext): JobUpdateSettingsT | null {
 
 const saveJobUpdate: OperationMaker = (g) => {
   const key = randomUpdateKey(g);
-  const fault = mistake(g, 0.05, ['range'] as const);
+  const fault = mistake(g, 0.07, ['range', 'onlyThese', 'metadata'] as const);
   const initial = Array.from({ length: g.prng.int(3) }, () => instanceConfig(g, key.job!, false));
   const desired = g.prng.chance(0.75) || initial.length === 0 && g.prng.chance(0.7) ?
     instanceConfig(g, key.job!, fault === 'range') : null;
-  const metadata = g.prng.some([['ticket', 'T-1'], ['reason', 'deploy']], 2).map(([k, v]) => new MetadataT(k, v));
+  const metadata = g.prng.some([['ticket', 'T-1'], ['reason', 'deploy'], ['note', '']], 2)
+    .map(([k, v]) => new MetadataT(k, v));
+  if (fault === 'metadata') metadata.push(new MetadataT(g.prng.pick(['', null]), 'value'));
   const state = g.prng.chance(0.3) ? new JobUpdateStateT(g.prng.int(11), 5n, 6n) : null;
   const summary = new JobUpdateSummaryT(key, optionalText(g, ['alice', 'bob']), state, metadata);
-  return ops.saveUpdate(new JobUpdateT(summary, new JobUpdateInstructionsT(initial, desired, settings(g))));
+  const updateSettings = settings(g) ?? (fault === 'onlyThese' ? new JobUpdateSettingsT() : null);
+  if (fault === 'onlyThese') {
+    updateSettings?.updateOnlyTheseInstances.push(g.prng.chance(0.5) ? new RangeT(3, 2) : new RangeT(-1, 1));
+  }
+  return ops.saveUpdate(new JobUpdateT(summary, new JobUpdateInstructionsT(initial, desired, updateSettings)));
 };
 
 const saveJobUpdateEvent: OperationMaker = (g) => ops.updateEvent(randomUpdateKey(g, true), new JobUpdateEventT(
@@ -196,6 +245,7 @@ const attributeSets: [string, string[]][][] = [
   [['rack', ['r1']], ['zone', ['east']]],
   [['rack', ['r2']], ['zone', ['east', 'west']]],
   [['dedicated', ['ads/db']], ['rack', ['r1']]],
+  [['tag', ['', 'gpu']], ['rack', ['r2']]], // strings inside a vector of strings are kept, empty ones too
 ];
 
 function hostAttributes(g: GeneratorContext, host: string, fault: 'name' | 'values' | 'mode' | null): HostAttributesT {
@@ -234,7 +284,8 @@ const removeMaintenanceRequest: OperationMaker = (g) => ops.removeMaintenance(g.
 
 const saveSchedulerMetadata: OperationMaker = (g) => {
   const frameworkId = g.prng.chance(0.03) ? '' : g.prng.pick(['fw-1', 'fw-2']);
-  const details = g.prng.pick([[], [['version', '0.1']], [['version', '0.1'], ['host', 'a']]]) as [string, string][];
+  const details = g.prng.pick([[], [['version', '0.1']], [['version', '0.1'], ['host', 'a']], [['version', '']]]) as
+    [string, string][];
   return ops.saveScheduler(frameworkId, details);
 };
 

@@ -11,8 +11,8 @@ import {
   IdempotencyKeyT, JobKeyT, JobUpdateKeyT, PreconditionKind, PreconditionT, QueryRequestT, RecordTable,
   ScheduleStatus, TaskConfigT, TransactionT,
 } from '../../core/fbs/strata.js';
-import { ConfigOptions, hashHexOf, hashOf, jobKey, ops, precondition, scheduledTask, taskConfig,
-  taskEvent, transaction, updateKey } from './build.js';
+import { ConfigOptions, hashHexOf, hashOf, hostAttributes, instanceConfig, jobKey, jobUpdate, ops, precondition,
+  scheduledTask, taskConfig, taskEvent, transaction, updateKey } from './build.js';
 import {
   badHosts, badIdentifiers, badTaskIds, hosts, invalidStatuses, jobKeys, roles, taskIds, updateKeys, validStatuses,
 } from './generate-pools.js';
@@ -74,6 +74,7 @@ const configVariants: ConfigOptions[] = [
   { cpus: 2, ramMb: 1024, diskMb: 1024, production: true, dedicated: 'value', gpus: 1 },
   { cpus: 0.25, ramMb: 64, diskMb: 128, dedicated: 'limit', executorData: '{"task":"other"}' },
   { cpus: 1, ramMb: 128, diskMb: 256, executorData: '{"task":"hello","v":2}' }, // differs from 0 only in data
+  { cpus: 1, ramMb: 128, diskMb: 256, volumeMode: 2 },
 ];
 
 interface PoolConfig { config: TaskConfigT; hash: number[]; hashHex: string }
@@ -111,10 +112,14 @@ export class Generator implements GeneratorContext {
 
   transaction(): TransactionT {
     if (this.prng.chance(0.006)) return this.limitTransaction();
+    if (this.prng.chance(0.01)) return this.fullTask(this.jobKey());
     this.transactionConfigs = [];
     const operations = Array.from({ length: 1 + this.prng.int(3) }, () => operationOf(this));
     if (this.prng.chance(0.1)) this.transactionConfigs.push(this.poolConfig(this.jobKey()).config);
-    if (this.prng.chance(0.015)) this.transactionConfigs.push(taskConfig(jobKey('bad role', 'prod', 'x')));
+    if (this.prng.chance(0.015)) {
+      this.transactionConfigs.push(this.prng.chance(0.5) ? taskConfig(jobKey('bad role', 'prod', 'x')) :
+        taskConfig(this.jobKey(), { volumeMode: 3 }));
+    }
     const preconditions = this.prng.chance(0.3) ? this.prng.some([0, 1], 2).map(() => this.precondition()) : [];
     const result = transaction(operations, { preconditions, configs: this.transactionConfigs });
     if (this.prng.chance(0.25)) result.idempotency = this.idempotencyKey();
@@ -183,7 +188,11 @@ export class Generator implements GeneratorContext {
       return { inline: null, hash: entry.hash };
     }
     if (roll < 0.93) return { inline: null, hash: this.prng.bytes(16) };
-    if (roll < 0.95) return { inline: taskConfig(jobKey(this.prng.pick(badIdentifiers), 'prod', 'x')), hash: [] };
+    if (roll < 0.95) {
+      // A config that cannot be stored: an invalid job, or a volume mode that is not a VolumeMode (UNSET included).
+      return { inline: this.prng.chance(0.5) ? taskConfig(jobKey(this.prng.pick(badIdentifiers), 'prod', 'x')) :
+        taskConfig(job, { volumeMode: this.prng.pick([0, 3]) }), hash: [] };
+    }
     return this.prng.chance(0.5) ? { inline: null, hash: [] } : { inline: entry.config, hash: entry.hash };
   }
 
@@ -233,23 +242,54 @@ export class Generator implements GeneratorContext {
     }
   }
 
-  /** Transactions at or over a limit, each alone in its transaction. */
+  /**
+   * Transactions at or over a limit, each alone in its transaction. Where the case at the limit would store a
+   * lot (10,000 hosts, 1,024 instance configs), a last operation fails with NOT_FOUND: it shows that the big one
+   * passed its checks, and nothing is stored.
+   */
   private limitTransaction(): TransactionT {
     const job = this.jobKey();
+    const over = this.prng.int(2);
     const events = (count: number) => Array.from({ length: count }, (_, index) => taskEvent(index, 0));
     const big = taskConfig(job, { executorData: 'x'.repeat(256 * 1024 + this.prng.int(2) * 4096 - 4096) });
-    switch (this.prng.int(7)) {
-      case 0: return transaction(Array.from({ length: 4096 + this.prng.int(2) }, () => ops.removeQuota('ads')));
-      case 1: return transaction([], { preconditions: Array.from({ length: 4096 + this.prng.int(2) }, () =>
+    const missing = ops.transition('missing-task', ScheduleStatus.KILLING);
+    switch (this.prng.int(10)) {
+      case 0: return transaction(Array.from({ length: 4096 + over }, () => ops.removeQuota('ads')));
+      case 1: return transaction([], { preconditions: Array.from({ length: 4096 + over }, () =>
         precondition(RecordTable.SCHEDULER, PreconditionKind.ABSENT)) });
-      case 2: return transaction([], { configs: Array.from({ length: 1024 + this.prng.int(2) }, (_, index) =>
+      case 2: return transaction([], { configs: Array.from({ length: 1024 + over }, (_, index) =>
         taskConfig(job, { priority: index })) });
-      case 3: return transaction([ops.delete(Array.from({ length: 10_000 + this.prng.int(2) }, (_, index) =>
+      case 3: return transaction([ops.delete(Array.from({ length: 10_000 + over }, (_, index) =>
         `gone-${index}`), true)]);
-      case 4: return transaction([ops.upsert(scheduledTask(this.prng.pick(taskIds), this.poolConfig(job).config,
-        { events: events(1024 + this.prng.int(2)) }))]);
+      case 4: return this.fullTask(job);
       case 5: return transaction([ops.upsert(scheduledTask(this.prng.pick(taskIds), big))]);
-      default: return transaction([], { configs: [big] });
+      case 6: return transaction([], { configs: [big] });
+      case 7: return transaction([ops.saveHosts(...Array.from({ length: 10_000 + over }, (_, index) =>
+        hostAttributes(`h-${index}`, [['rack', ['r1']]]))), missing]);
+      case 8: return transaction([ops.removeUpdates(Array.from({ length: 10_000 + over }, (_, index) =>
+        updateKey(job, `gone-${index}`)))]);
+      default: {
+        const key = this.prng.pick(updateKeys);
+        const config = this.poolConfig(key.job!).config;
+        const update = jobUpdate(updateKey(key.job!, String(key.id)), Array.from({ length: 1023 + over }, () =>
+          instanceConfig(config, [[0, 0]])), instanceConfig(config, [[0, 3]]));
+        return transaction(this.prng.chance(0.5) ? [ops.saveUpdate(update), missing] : [ops.saveUpdate(update)]);
+      }
     }
+  }
+
+  /**
+   * A task at or near taskEventsMax events (1,025 is over), then up to two transitions of it in the same
+   * transaction: the limit must count the events the earlier operations appended. Sometimes with an idempotency
+   * key, which a RESOURCE_EXHAUSTED outcome does not take.
+   */
+  private fullTask(job: JobKeyT): TransactionT {
+    const taskId = this.prng.pick(taskIds);
+    const upsert = ops.upsert(scheduledTask(taskId, this.poolConfig(job).config,
+      { events: Array.from({ length: 1022 + this.prng.int(4) }, (_, index) => taskEvent(index, 0)) }));
+    const path = [ScheduleStatus.ASSIGNED, ScheduleStatus.RUNNING].slice(0, this.prng.int(3));
+    const result = transaction([upsert, ...path.map((status) => ops.transition(taskId, status))]);
+    if (this.prng.chance(0.3)) result.idempotency = this.idempotencyKey();
+    return result;
   }
 }

@@ -13,6 +13,9 @@
  *   the old one at the building epoch. A node written in the building epoch is changed in place; no reader can
  *   reach it until the publish.
  * - Keys are unique. Every node has 1..capacity entries, except an empty tree, whose root is 0.
+ * - An inner entry's key is exactly the smallest key of its child's subtree, kept so on every insert and remove.
+ *   So every key in an inner node is also a live leaf key: in taskId mode its string blob belongs to a stored
+ *   task (a separator left behind by a deleted key would point at a freed, reused blob).
  * - Key order: u32 words lexicographically; in taskId mode the third word is a string blob and two keys whose
  *   first two words (the first 8 UTF-8 bytes, big-endian) are equal compare by the whole strings.
  */
@@ -298,6 +301,13 @@ function removeEntry(u32: Uint32Array, node: number, index: number, stride: numb
   u32[word + countWord] = count - 1;
 }
 
+/** Sets the key of the parent's entry `index` to the child's first key (the smallest of its subtree). */
+function copyFirstKey(u32: Uint32Array, shape: TreeShape, parent: number, index: number, child: number): void {
+  const from = (child >>> 2) + headerWords;
+  const to = (parent >>> 2) + headerWords + index * shape.innerEntryWords;
+  for (let i = 0; i < shape.keyWords; i++) u32[to + i] = u32[from + i]!;
+}
+
 /** Moves the upper half of a full node into a new right sibling; returns the sibling. */
 function split(context: WriteContext, node: number, stride: number, leaf: boolean): number {
   const right = allocNode(context, leaf);
@@ -369,6 +379,7 @@ export class TreeWriter {
       let u32 = context.view.u32;
       const index = path.indexes[level]!;
       u32[(parent >>> 2) + headerWords + index * stride + shape.keyWords] = child;
+      copyFirstKey(u32, shape, parent, index, child);
       let parentRight = 0;
       if (right !== 0) {
         for (let i = 0; i < shape.keyWords; i++) entryScratch[i] = u32[(right >>> 2) + headerWords + i]!;
@@ -421,6 +432,7 @@ export class TreeWriter {
         dropNode(context, child);
         removeEntry(u32, parent, childIndex, stride);
       } else {
+        copyFirstKey(u32, shape, parent, childIndex, child);
         this.mergeSmall(context, shape, parent, childIndex, leaf);
       }
       child = parent;

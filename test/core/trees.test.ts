@@ -212,3 +212,51 @@ test('arena: allocation past the maximum fails with ArenaFullError', (t) => {
   const context = newContext(64 * 1024, 128 * 1024);
   t.throws(() => context.allocator.alloc(256 * 1024), { name: 'ArenaFullError' });
 });
+
+test('btree in task id mode: inner keys never point at the blob of a removed id (blobs are reused at once)', (t) => {
+  const context = newContext();
+  const shape = new TreeShape(3, 1, compareTaskId);
+  const writer = new TreeWriter();
+  const key = new TreeKey(3);
+  const random = mulberry32(11);
+  const live = new Map<string, { blob: number; row: number }>();
+  let root = 0;
+  let next = 0;
+  const write = (id: string): number => {
+    const bytes = Buffer.from(id, 'utf8');
+    const blob = context.allocator.alloc(4 + bytes.length);
+    context.view.u32[blob >>> 2] = bytes.length;
+    context.view.u8.set(bytes, blob + 4);
+    return blob;
+  };
+  for (let step = 0; step < 20000; step++) {
+    if (live.size < 50 || random() < 0.55) {
+      const id = `1764000000000-role-${next % 13}-job-${(next * 7) % 31}-${next}`;
+      next++;
+      const blob = write(id);
+      key.setTaskId(Buffer.from(id, 'utf8'), blob);
+      root = writer.insert(context, shape, root, key, [next]);
+      live.set(id, { blob, row: next });
+    } else {
+      const ids = [...live.keys()];
+      const id = ids[Math.floor(random() * ids.length)]!;
+      const { blob } = live.get(id)!;
+      key.setTaskId(Buffer.from(id, 'utf8'), 0);
+      root = writer.remove(context, shape, root, key);
+      t.true(writer.removed);
+      live.delete(id);
+      // The blob is freed and reused at once, as the writer does once no reader pins the old revision.
+      context.view.u8.fill(0x7a, blob + 4, blob + 4 + context.view.u32[blob >>> 2]!);
+      context.allocator.freeNow(blob, 4 + context.view.u32[blob >>> 2]!);
+    }
+    if (step % 1000 === 999) {
+      context.epochBuilding++;
+      for (const [id, { row }] of live) {
+        key.setTaskId(Buffer.from(id, 'utf8'), 0);
+        const at = treeFind(context.view, shape, root, key);
+        t.true(at >= 0, `step ${step}: ${id} not found`);
+        if (at >= 0) t.is(context.view.u32[at + 3], row);
+      }
+    }
+  }
+});

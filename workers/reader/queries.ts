@@ -53,6 +53,13 @@ function checkPaging(offset: number, limit: number): void {
   if (offset < 0 || limit < 0) throw invalid('offset and limit must be >= 0');
 }
 
+/** Whether a TaskQuery restricts nothing (Aurora's Query.unscoped(): a role of only whitespace is no role). */
+function unrestricted(q: TaskQuery): boolean {
+  return str(q.role()).trim() === '' && str(q.environment()) === '' && str(q.jobName()) === '' &&
+    q.taskIdsLength() === 0 && q.statusesLength() === 0 && q.instanceIdsLength() === 0 &&
+    q.slaveHostsLength() === 0 && q.jobKeysLength() === 0;
+}
+
 /** Aurora's JobStats bucket of each status value, -1 for a value that is not a status. */
 const statsBuckets = Int8Array.from({ length: layout.statusValueCount },
   (_, status) => (isStatus(status) ? jobStatsBucket(status) : -1));
@@ -141,19 +148,26 @@ export class QueryRunner {
     const detail = q.configDetail();
     if (detail < ConfigDetail.FULL || detail > ConfigDetail.HASH_ONLY) throw invalid('unknown config_detail');
     for (let i = 0; i < q.statusesLength(); i++) if (!isStatus(q.statuses(i)!)) throw invalid(`unknown status ${q.statuses(i)}`);
-    const rows: number[] = [];
-    const ordered = this.candidates(q, rows);
     const records: number[] = [];
-    const filter = this.filter(q);
-    if (filter !== null) {
-      for (let i = 0; i < rows.length; i++) {
-        const record = this.store.taskRecord(rows[i]!);
-        if (record !== 0 && this.matches(record, filter)) records.push(record);
-        this.checkPin(i);
+    let total: number;
+    if (unrestricted(q)) {
+      // Every task matches: walk the id index only as far as the page needs; the count is the table's.
+      total = this.store.roots[layout.rootTaskCountWord]!;
+      this.firstTasks(q.limit() > 0 ? q.offset() + q.limit() : total, records);
+    } else {
+      const rows: number[] = [];
+      const ordered = this.candidates(q, rows);
+      const filter = this.filter(q);
+      if (filter !== null) {
+        for (let i = 0; i < rows.length; i++) {
+          const record = this.store.taskRecord(rows[i]!);
+          if (record !== 0 && this.matches(record, filter)) records.push(record);
+          this.checkPin(i);
+        }
       }
+      if (!ordered) sortById(this.view, records);
+      total = records.length;
     }
-    if (!ordered) sortById(this.view, records);
-    const total = records.length;
     const start = Math.min(q.offset(), total);
     const end = q.limit() > 0 ? Math.min(total, start + q.limit()) : total;
     const writer = this.taskWriter;
@@ -255,6 +269,17 @@ export class QueryRunner {
       this.checkPin(++count);
     }
     return true;
+  }
+
+  /** The records of the first `count` tasks in task id order. */
+  private firstTasks(count: number, records: number[]): void {
+    const store = this.store;
+    const cursor = store.cursor;
+    for (let ok = cursor.seek(store.roots[layout.rootTaskIdTreeWord]!, null, taskIdShape); ok && records.length < count;
+      ok = cursor.next()) {
+      records.push(store.taskRecord(cursor.value(0)));
+      this.checkPin(records.length);
+    }
   }
 
   private scanJobIndex(prefix: number[], rows: number[]): void {

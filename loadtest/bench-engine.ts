@@ -11,8 +11,9 @@
  *
  * A phase that fails (a commit or a query answered with an error, a crash) adds a row named `failed` with the
  * error, the run goes on with the next phase that does not depend on it, and the exit code is 1.
- * --hold-pin holds a reader pin through the transition phases, so the writer reclaims nothing meanwhile: a way
- * to get figures while reclamation is broken; its rows say `reclamation: "blocked"`.
+ * --hold-pin holds a reader pin through the transition phases, so the writer reclaims nothing meanwhile: the
+ * writer's figures when a long reader (a snapshot, a slow scan) holds an old revision; its rows say
+ * `reclamation: "blocked"`.
  */
 import { Engine } from '../daemon/engine.js';
 import { type BenchArgs, collect, log, nowMs, parseArgs, PinHold, round, type Row, Rows } from './bench-support.js';

@@ -61,10 +61,17 @@ export class TreeShape {
 export class TreeKey {
   readonly words: Uint32Array;
   bytes: Uint8Array;
+  // The id's bytes again, in an aligned buffer read 4 bytes at a time (little-endian words, like the arena's).
+  private idBuffer = new Uint8Array(64);
+  private idWordsView = new Uint32Array(this.idBuffer.buffer);
 
   constructor(keyWords: number) {
     this.words = new Uint32Array(keyWords);
     this.bytes = new Uint8Array(0);
+  }
+
+  get idWords(): Uint32Array {
+    return this.idWordsView;
   }
 
   /** Sets a taskId-mode key from a task id's UTF-8 bytes and (for inserts) its string blob. */
@@ -73,7 +80,36 @@ export class TreeKey {
     this.words[0] = prefixWord(bytes, 0);
     this.words[1] = prefixWord(bytes, 4);
     this.words[2] = blob;
+    if (bytes.length + 4 > this.idBuffer.length) {
+      this.idBuffer = new Uint8Array((bytes.length + 64) & ~3);
+      this.idWordsView = new Uint32Array(this.idBuffer.buffer);
+    }
+    this.idBuffer.set(bytes);
+    this.idBuffer.fill(0, bytes.length, (bytes.length + 4) & ~3);
   }
+}
+
+/**
+ * Compares a task id key with a string blob whose first 8 bytes are known to be equal: 4 bytes at a time
+ * (string blobs start 4-aligned after their length word), then byte by byte where a word differs.
+ */
+function compareIdTail(view: ArenaView, key: TreeKey, blob: number): number {
+  const u32 = view.u32;
+  const u8 = view.u8;
+  const bytes = key.bytes;
+  const words = key.idWords;
+  const blobLength = u32[blob >>> 2]!;
+  const length = bytes.length < blobLength ? bytes.length : blobLength;
+  const base = (blob + 4) >>> 2;
+  const wholeWords = length >>> 2;
+  let i = 2;
+  while (i < wholeWords && words[i] === u32[base + i]) i++;
+  for (let at = i * 4; at < length; at++) {
+    const x = bytes[at]!;
+    const y = u8[blob + 4 + at]!;
+    if (x !== y) return x - y;
+  }
+  return bytes.length - blobLength;
 }
 
 export function prefixWord(bytes: Uint8Array, start: number): number {
@@ -91,7 +127,7 @@ function compareKey(view: ArenaView, shape: TreeShape, key: TreeKey, at: number)
     const b = u32[at + i]!;
     if (a !== b) return a < b ? -1 : 1;
   }
-  if (shape.mode === compareTaskId) return view.compareString(key.bytes, u32[at + 2]!);
+  if (shape.mode === compareTaskId) return compareIdTail(view, key, u32[at + 2]!);
   return 0;
 }
 

@@ -27,13 +27,18 @@ import { configHashBytes } from '../../core/config.js';
 import type { ConfigFacts, EventPlan, PortPlan, Tables } from './tables.js';
 import { oneKeyShape } from '../../core/store.js';
 
-export class PlanError extends Error {
+/**
+ * A client's mistake, thrown inside the planner and turned into a TransactionResult by the writer. Deliberately
+ * not an Error: client mistakes are common and need no stack trace (capturing one costs more than the check).
+ */
+export class PlanError {
   readonly code: ErrorCode;
+  readonly message: string;
   opIndex = -1;
   preconditionIndex = -1;
   constructor(code: ErrorCode, message: string) {
-    super(message);
     this.code = code;
+    this.message = message;
   }
 }
 

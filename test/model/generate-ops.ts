@@ -1,7 +1,8 @@
 /**
  * Random operations for the model-based test, one generator per member of the Op union. Owner: tests only.
- * Invariants: values come from the small pools of generate.ts; each item gets at most one deliberate mistake
- * (chosen by `mistake`), so that error codes do not depend on the order of checks inside one item.
+ * Invariants: values come from the key space of the context (generate-pools.ts); each item gets at most one
+ * deliberate mistake (chosen by `mistake`, scaled by the key space's rareScale), so that error codes do not depend
+ * on the order of checks inside one item; task operations tell the context's TaskTracker what they leave.
  */
 import {
   AssignedTaskT, AttributeT, BatchJobUpdateStrategyT, CoordinatorSlaPolicyT, CountSlaPolicyT, HostAttributesT,
@@ -13,19 +14,17 @@ import {
 import { jobKey, ops, resource, transitionOp, updateKey } from './build.js';
 import { allowedTransitions } from './reference-common.js';
 import type { GeneratorContext } from './generate.js';
-import {
-  badHosts, badIdentifiers, badTaskIds, hosts, instanceCount, invalidStatuses, roles, updateKeys,
-} from './generate-pools.js';
+import { badHosts, badIdentifiers, badTaskIds, invalidStatuses } from './generate-pools.js';
 
 type OperationMaker = (g: GeneratorContext) => OperationT;
 
 /** Picks one of the named mistakes with probability `probability`, else null. */
 function mistake<T extends string>(g: GeneratorContext, probability: number, kinds: readonly T[]): T | null {
-  return g.prng.chance(probability) ? g.prng.pick(kinds) : null;
+  return g.rare(probability) ? g.prng.pick(kinds) : null;
 }
 
 function ports(g: GeneratorContext): PortT[] {
-  return g.prng.some(['http', 'admin', 'health'], 2).map((name) => new PortT(name, 31000 + g.prng.int(10)));
+  return g.some(['http', 'admin', 'health'], 2).map((name) => new PortT(name, 31000 + g.prng.int(10)));
 }
 
 /** The text mistakes of docs/semantics.md: an over-long message, a name with a control character or too long. */
@@ -35,7 +34,7 @@ const textFaults: readonly TextFault[] = ['message', 'scheduler', 'slaveId', 'sl
 /** A message: mostly short or absent; sometimes exactly 4096 bytes (ASCII or 2-byte characters), or one over. */
 function message(g: GeneratorContext, values: readonly string[], bad: boolean): string | null {
   if (bad) return g.prng.chance(0.5) ? 'm'.repeat(4097) : '\u00e9'.repeat(2048) + 'm';
-  if (g.prng.chance(0.02)) return g.prng.chance(0.5) ? 'm'.repeat(4096) : '\u00e9'.repeat(2048);
+  if (g.rare(0.02)) return g.prng.chance(0.5) ? 'm'.repeat(4096) : '\u00e9'.repeat(2048);
   return optionalText(g, values);
 }
 
@@ -47,13 +46,13 @@ function badName(g: GeneratorContext): string {
 /** A text field: optionalText's values, sometimes the longest valid name, or a bad one. */
 function name(g: GeneratorContext, values: readonly string[], bad: boolean): string | null {
   if (bad) return badName(g);
-  return g.prng.chance(0.02) ? '\u00e9'.repeat(128) : optionalText(g, values);
+  return g.rare(0.02) ? '\u00e9'.repeat(128) : optionalText(g, values);
 }
 
 /** Assigned ports: sometimes a port without a name (or a bad one), rarely 1025 ports (1024 is the limit). */
 function portsWith(g: GeneratorContext, bad: boolean): PortT[] {
   const list = ports(g);
-  if (!bad) return g.prng.chance(0.005) ? manyPorts(1024) : list;
+  if (!bad) return g.rare(0.005) ? manyPorts(1024) : list;
   if (g.prng.chance(0.1)) return manyPorts(1025);
   list.splice(g.prng.int(list.length + 1), 0, new PortT(g.prng.pick(['', null, badName(g)]), 31000));
   return list;
@@ -64,31 +63,34 @@ function manyPorts(count: number): PortT[] {
 }
 
 function optionalText(g: GeneratorContext, values: readonly string[]): string | null {
-  const roll = g.prng.next();
+  const roll = g.prng.float();
   return roll < 0.2 ? null : roll < 0.3 ? '' : g.prng.pick(values);
 }
 
-function randomTask(g: GeneratorContext): ScheduledTaskT {
-  const fault = mistake(g, 0.08, ['id', 'config', 'instance', 'status', 'event', 'text'] as const);
+export const taskFaults = ['id', 'config', 'instance', 'status', 'event', 'text'] as const;
+export type TaskFault = typeof taskFaults[number];
+
+/** A task with id `taskId` (of a random job unless `job` is given), with at most the one mistake `fault`. */
+export function randomTask(g: GeneratorContext, fault: TaskFault | null, taskId: string, job?: JobKeyT):
+  ScheduledTaskT {
   const text = fault === 'text' ? g.prng.pick(textFaults) : null;
-  const config = g.config(undefined, fault === 'config');
+  const config = g.config(job, fault === 'config');
   const eventCount = g.prng.int(4) + (text === 'message' || text === 'scheduler' ? 1 : 0);
-  const badEvent = g.prng.int(eventCount);
+  const badEvent = eventCount > 0 ? g.prng.int(eventCount) : 0;
   const events = Array.from({ length: eventCount }, (_, index) =>
     new TaskEventT(g.timestamp(), fault === 'event' ? g.prng.pick(invalidStatuses) : g.prng.pick([0, 9, 1, 2]),
       message(g, ['started', 'assigned'], text === 'message' && index === badEvent),
       name(g, ['scheduler-1'], text === 'scheduler' && index === badEvent)));
-  const assigned = new AssignedTaskT(fault === 'id' ? g.prng.pick(badTaskIds) : g.taskId(false),
-    name(g, ['agent-1', 'agent-2'], text === 'slaveId'), name(g, hosts, text === 'slaveHost'), config.inline,
+  const assigned = new AssignedTaskT(fault === 'id' ? g.prng.pick(badTaskIds) : taskId,
+    name(g, ['agent-1', 'agent-2'], text === 'slaveId'), name(g, g.keys.hosts, text === 'slaveHost'), config.inline,
     g.prng.chance(0.3) || text === 'port' ? portsWith(g, text === 'port') : [],
-    fault === 'instance' ? -1 : g.prng.int(instanceCount), config.hash);
+    fault === 'instance' ? -1 : g.prng.int(g.keys.instanceCount), config.hash);
   return new ScheduledTaskT(assigned, fault === 'status' ? g.prng.pick(invalidStatuses) : g.status(false),
     g.prng.int(3), g.prng.int(2), events, name(g, ['t-0', 't-1'], text === 'ancestor'));
 }
 
-/** Distinct task ids, except for the occasional deliberate "same id twice". */
-const upsertTasks: OperationMaker = (g) => {
-  const tasks = Array.from({ length: 1 + g.prng.int(3) }, () => randomTask(g));
+/** Distinct task ids, except for the occasional deliberate "same id twice" (or, rarely, no task at all). */
+export function upsertOf(g: GeneratorContext, tasks: readonly ScheduledTaskT[]): OperationT {
   const seen = new Set<string>();
   const unique = tasks.filter((task) => {
     const taskId = String(task.assignedTask?.taskId);
@@ -96,59 +98,76 @@ const upsertTasks: OperationMaker = (g) => {
     seen.add(taskId);
     return fresh;
   });
-  if (g.prng.chance(0.03) && unique[0] !== undefined) {
-    const twin = randomTask(g);
-    twin.assignedTask!.taskId = unique[0].assignedTask!.taskId;
-    unique.push(twin);
+  if (g.rare(0.03) && unique[0] !== undefined) {
+    unique.push(randomTask(g, null, String(unique[0].assignedTask!.taskId)));
   }
-  if (g.prng.chance(0.03)) unique.length = 0;
+  if (g.rare(0.03)) unique.length = 0;
+  for (const task of unique) g.tasks.note(String(task.assignedTask?.taskId), task.status);
   return ops.upsert(...unique);
-};
+}
 
+const upsertTasks: OperationMaker = (g) => upsertOf(g, Array.from({ length: 1 + g.prng.int(3) }, () =>
+  randomTask(g, mistake(g, 0.08, taskFaults), g.taskId(false))));
+
+/**
+ * Mostly a status the task may move to (or its current one, a no-op); with `enforce`, a task in a terminal
+ * state mostly stays (only deletion leaves those), and sometimes any status is asked (ILLEGAL_TRANSITION).
+ */
 function nextStatus(g: GeneratorContext, taskId: string, enforce: boolean): ScheduleStatus {
-  const current = g.model.taskStatus(taskId);
+  const current = g.tasks.status(taskId);
   if (current !== null && g.prng.chance(0.15)) return current;
   const allowed = current === null ? [] : allowedTransitions.get(current) ?? [];
-  if (enforce && allowed.length > 0 && g.prng.chance(0.8)) return g.prng.pick(allowed);
+  if (enforce && allowed.length > 0 && !g.rare(0.2)) return g.prng.pick(allowed);
+  if (enforce && current !== null && allowed.length === 0 && !g.rare(0.8)) return current;
   return g.status(false);
 }
 
-/** Mistakes of a transition's inputs (checked before the lookup), each alone in its operation. */
-const transitionTask: OperationMaker = (g) => {
+const transitionTask: OperationMaker = (g) => transitionOf(g, g.existingTaskId(false));
+
+/**
+ * A transition of `storedId` from the status the transaction leaves it in; mistakes of a transition's inputs
+ * (checked before the lookup) come each alone in its operation.
+ */
+export function transitionOf(g: GeneratorContext, storedId: string): OperationT {
   const fault = mistake(g, 0.06, ['id', 'status', 'expect', 'text'] as const);
   const text = fault === 'text' ? g.prng.pick(textFaults) : null;
-  const taskId = fault === 'id' ? g.prng.pick(badTaskIds) : g.existingTaskId(false);
+  const taskId = fault === 'id' ? g.prng.pick(badTaskIds) : storedId;
   const enforce = g.prng.chance(0.5);
   const fields: Partial<TransitionTaskT> = {
     enforce, timestamp: g.timestamp(), message: message(g, ['moved', 'killed by user'], text === 'message'),
     scheduler: name(g, ['scheduler-1'], text === 'scheduler'),
   };
   if (g.prng.chance(0.3) || fault === 'expect') {
-    const current = g.model.taskStatus(taskId);
+    const current = g.tasks.status(taskId);
     fields.hasExpectStatus = true;
     fields.expectStatus = fault === 'expect' ? g.prng.pick(invalidStatuses) :
-      current !== null && g.prng.chance(0.75) ? current : g.status(false);
+      current !== null && !g.rare(0.25) ? current : g.status(false);
   }
-  if (g.prng.chance(0.3) || text === 'slaveHost') fields.slaveHost = name(g, hosts, text === 'slaveHost');
+  if (g.prng.chance(0.3) || text === 'slaveHost') fields.slaveHost = name(g, g.keys.hosts, text === 'slaveHost');
   if (g.prng.chance(0.2) || text === 'slaveId') fields.slaveId = name(g, ['agent-1', 'agent-3'], text === 'slaveId');
   // Ports: non-empty ones replace the stored ports, an empty list keeps them.
   if (g.prng.chance(0.4) || text === 'port') fields.assignedPorts = portsWith(g, text === 'port');
   if (g.prng.chance(0.3)) fields.failureCount = g.prng.int(4);
   if (g.prng.chance(0.2)) fields.timesPartitioned = g.prng.int(3);
   const status = fault === 'status' ? g.prng.pick(invalidStatuses) : nextStatus(g, taskId, enforce);
+  if (g.tasks.status(taskId) !== null) g.tasks.note(taskId, status);
   return transitionOp(taskId, status, fields);
-};
+}
 
-const deleteTasks: OperationMaker = (g) => {
-  const ids = [...new Set(Array.from({ length: 1 + g.prng.int(3) }, () => g.existingTaskId(false)))];
+/** Deletes distinct ids, but for the occasional id twice or bad id. */
+export function deleteOf(g: GeneratorContext, ids: string[], ignoreMissing: boolean): OperationT {
   const fault = mistake(g, 0.04, ['twice', 'id'] as const);
+  for (const taskId of ids) g.tasks.note(taskId, null);
   if (fault === 'twice' && ids[0] !== undefined) ids.push(ids[0]);
   if (fault === 'id') ids.splice(g.prng.int(ids.length + 1), 0, g.prng.pick(badTaskIds));
-  return ops.delete(ids, g.prng.chance(0.5));
-};
+  return ops.delete(ids, ignoreMissing);
+}
+
+const deleteTasks: OperationMaker = (g) => deleteOf(g,
+  [...new Set(Array.from({ length: 1 + g.prng.int(3) }, () => g.existingTaskId(false)))], g.prng.chance(0.5));
 
 function cronJobKey(g: GeneratorContext): JobKeyT {
-  return g.prng.chance(0.02) ? jobKey(g.prng.pick(badIdentifiers), 'prod', 'hello') : g.jobKey();
+  return g.rare(0.02) ? jobKey(g.prng.pick(badIdentifiers), 'prod', 'hello') : g.jobKey();
 }
 
 const saveCronJob: OperationMaker = (g) => {
@@ -165,16 +184,16 @@ const saveCronJob: OperationMaker = (g) => {
 const removeCronJob: OperationMaker = (g) => ops.removeCron(cronJobKey(g));
 
 function randomUpdateKey(g: GeneratorContext, existing = false) {
-  if (g.prng.chance(0.02)) return updateKey(g.jobKey(), g.prng.pick(['bad id', '']));
+  if (g.rare(0.02)) return updateKey(g.jobKey(), g.prng.pick(['bad id', '']));
   if (existing) return g.existingUpdateKey();
-  const key = g.prng.pick(updateKeys);
+  const key = g.prng.pick(g.keys.updateKeys);
   return updateKey(key.job!, String(key.id));
 }
 
 function instanceConfig(g: GeneratorContext, job: JobKeyT, badRange: boolean): InstanceTaskConfigT {
   const config = g.config(g.prng.chance(0.9) ? job : g.jobKey(), !badRange);
   const ranges = Array.from({ length: g.prng.int(3) }, () => {
-    const first = g.prng.int(instanceCount);
+    const first = g.prng.int(g.keys.instanceCount);
     return new RangeT(first, first + g.prng.int(2));
   });
   if (badRange) ranges.push(g.prng.chance(0.5) ? new RangeT(2, 1) : new RangeT(-1, 0));
@@ -200,7 +219,7 @@ const saveJobUpdate: OperationMaker = (g) => {
   const initial = Array.from({ length: g.prng.int(3) }, () => instanceConfig(g, key.job!, false));
   const desired = g.prng.chance(0.75) || initial.length === 0 && g.prng.chance(0.7) ?
     instanceConfig(g, key.job!, fault === 'range') : null;
-  const metadata = g.prng.some([['ticket', 'T-1'], ['reason', 'deploy'], ['note', '']], 2)
+  const metadata = g.some([['ticket', 'T-1'], ['reason', 'deploy'], ['note', '']], 2)
     .map(([k, v]) => new MetadataT(k, v));
   if (fault === 'metadata') metadata.push(new MetadataT(g.prng.pick(['', null]), 'value'));
   const state = g.prng.chance(0.3) ? new JobUpdateStateT(g.prng.int(11), 5n, 6n) : null;
@@ -213,27 +232,27 @@ const saveJobUpdate: OperationMaker = (g) => {
 };
 
 const saveJobUpdateEvent: OperationMaker = (g) => ops.updateEvent(randomUpdateKey(g, true), new JobUpdateEventT(
-  g.prng.chance(0.02) ? 11 : g.prng.int(11), g.timestamp(), optionalText(g, ['alice', 'bob']),
+  g.rare(0.02) ? 11 : g.prng.int(11), g.timestamp(), optionalText(g, ['alice', 'bob']),
   optionalText(g, ['paused by user'])));
 
 const saveJobInstanceUpdateEvent: OperationMaker = (g) => ops.instanceEvent(randomUpdateKey(g, true),
-  new JobInstanceUpdateEventT(g.prng.int(instanceCount), g.timestamp(),
-    g.prng.chance(0.02) ? g.prng.pick([0, 7]) : 1 + g.prng.int(6),
+  new JobInstanceUpdateEventT(g.prng.int(g.keys.instanceCount), g.timestamp(),
+    g.rare(0.02) ? g.prng.pick([0, 7]) : 1 + g.prng.int(6),
     optionalText(g, ['instance updated'])));
 
 const removeJobUpdates: OperationMaker = (g) =>
   ops.removeUpdates(Array.from({ length: 1 + g.prng.int(2) }, () => randomUpdateKey(g, true)));
 
 function quotaRole(g: GeneratorContext): string {
-  return g.prng.chance(0.03) ? g.prng.pick(badIdentifiers) : g.prng.pick(roles);
+  return g.rare(0.03) ? g.prng.pick(badIdentifiers) : g.prng.pick(g.keys.roles);
 }
 
 function quotaResources(g: GeneratorContext): ResourceT[] | null {
   if (g.prng.chance(0.05)) return null;
-  const resources = g.prng.some([ResourceType.NUM_CPUS, ResourceType.RAM_MB, ResourceType.DISK_MB,
+  const resources = g.some([ResourceType.NUM_CPUS, ResourceType.RAM_MB, ResourceType.DISK_MB,
     ResourceType.NUM_GPUS], 3).map((type) => resource(type, 1 + g.prng.int(8)));
   if (g.prng.chance(0.1)) resources.push(Object.assign(new ResourceT(ResourceType.NAMED_PORT), { namedPort: 'http' }));
-  if (g.prng.chance(0.02)) resources.push(new ResourceT(g.prng.pick([0, 9]) as ResourceType));
+  if (g.rare(0.02)) resources.push(new ResourceT(g.prng.pick([0, 9]) as ResourceType));
   return resources;
 }
 
@@ -283,7 +302,7 @@ const saveMaintenanceRequest: OperationMaker = (g) => {
 const removeMaintenanceRequest: OperationMaker = (g) => ops.removeMaintenance(g.host());
 
 const saveSchedulerMetadata: OperationMaker = (g) => {
-  const frameworkId = g.prng.chance(0.03) ? '' : g.prng.pick(['fw-1', 'fw-2']);
+  const frameworkId = g.rare(0.03) ? '' : g.prng.pick(['fw-1', 'fw-2']);
   const details = g.prng.pick([[], [['version', '0.1']], [['version', '0.1'], ['host', 'a']], [['version', '']]]) as
     [string, string][];
   return ops.saveScheduler(frameworkId, details);
@@ -295,14 +314,8 @@ const makers: [OperationMaker, number][] = [
   [saveQuota, 4], [removeQuota, 2], [saveHostAttributes, 7], [saveMaintenanceRequest, 3],
   [removeMaintenanceRequest, 2], [saveSchedulerMetadata, 3],
 ];
-const weightTotal = makers.reduce((total, [, weight]) => total + weight, 0);
 
 export function operationOf(g: GeneratorContext): OperationT {
-  let roll = g.prng.int(weightTotal);
-  for (const [maker, weight] of makers) {
-    if (roll < weight) return maker(g);
-    roll -= weight;
-  }
-  throw new Error('unreachable');
+  return g.weighted(makers)(g);
 }
 

@@ -41,8 +41,21 @@ export function hashString(value: string): number {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * Decodes UTF-8. Names are short and nearly always ASCII: for those a loop of String.fromCharCode is several
+ * times cheaper than TextDecoder on Node 20 (~0.5 µs a call); anything else goes to TextDecoder.
+ */
 export function utf8(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
+  const length = bytes.length;
+  if (length > 64) return decoder.decode(bytes);
+  let out = '';
+  for (let i = 0; i < length; i++) {
+    const c = bytes[i]!;
+    if (c >= 0x80) return decoder.decode(bytes);
+    out += String.fromCharCode(c);
+  }
+  return out;
 }
 
 /**

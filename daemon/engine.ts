@@ -22,6 +22,8 @@ export interface EngineOptions {
   arenaBytesInitial?: number;
   arenaBytesMax?: number;
   pinMsMax?: number;
+  /** Called once when the writer dies (a bug or a full arena mid-apply): the engine is unusable after it. */
+  onFailure?: (error: Error) => void;
 }
 
 export interface EngineStats {
@@ -60,6 +62,7 @@ export class Engine {
   private failure: Error | null = null;
   private closed = false;
   private readonly controlView: Int32Array;
+  private readonly onFailure: ((error: Error) => void) | undefined;
   private readonly arenaF64: () => Float64Array;
 
   private constructor(options: EngineOptions) {
@@ -71,6 +74,7 @@ export class Engine {
     this.arena = new SharedArrayBuffer(arenaBytesInitial, { maxByteLength: arenaBytesMax });
     this.control = new SharedArrayBuffer(layout.controlBytes);
     this.controlView = new Int32Array(this.control);
+    this.onFailure = options.onFailure;
     let f64: Float64Array = new Float64Array(0);
     this.arenaF64 = () => {
       if (f64.byteLength !== this.arena.byteLength) f64 = new Float64Array(this.arena, 0, this.arena.byteLength >>> 3);
@@ -119,6 +123,12 @@ export class Engine {
     this.failure = this.closed ? new EngineError('the engine is closed') : error;
     for (const pending of this.pending.values()) pending.reject(this.failure);
     this.pending.clear();
+    if (!this.closed) this.onFailure?.(error);
+  }
+
+  /** Ends the writer thread abruptly, as a crash would (tests of the fail-stop path). */
+  async killWriterForTest(): Promise<void> {
+    await this.writer.terminate();
   }
 
   private completed(message: ResultsMessage): void {

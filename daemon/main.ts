@@ -7,6 +7,8 @@
  */
 import { Engine } from './engine.js';
 
+const exitWriterFailed = 70; // EX_SOFTWARE: an internal error; systemd restarts the daemon
+
 async function main(): Promise<void> {
   const readerThreads = process.env.STRATA_READER_THREADS === undefined ? undefined :
     Number(process.env.STRATA_READER_THREADS);
@@ -14,7 +16,14 @@ async function main(): Promise<void> {
     process.stderr.write('stratad: STRATA_READER_THREADS must be a positive integer\n');
     process.exit(2);
   }
-  const engine = await Engine.open({ readerThreads });
+  const engine = await Engine.open({
+    readerThreads,
+    // Fail-stop: the writer died (a bug). Nothing more can be committed; exit so that the supervisor restarts us.
+    onFailure: (error) => {
+      process.stderr.write(`${JSON.stringify({ msg: 'stratad writer failed', error: String(error?.stack ?? error) })}\n`);
+      process.exit(exitWriterFailed);
+    },
+  });
   const stats = engine.stats();
   process.stdout.write(`${JSON.stringify({ msg: 'stratad engine running', pid: process.pid, ...stats,
     network: 'not yet (issue 5)', durability: 'not yet: in memory only (issue 4)' })}\n`);

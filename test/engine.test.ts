@@ -299,3 +299,14 @@ test('a pin held past pinMsMax expires: the writer does not wait, and the reader
   t.is((await engine.writerStats()).retired, 0, 'nothing is held back by the expired pin');
   slot.close();
 });
+
+test('a writer that dies fails every later call, and reports it once (fail-stop)', async (t) => {
+  const failures: Error[] = [];
+  const engine = await Engine.open({ readerThreads: 1, onFailure: (error) => failures.push(error) });
+  t.teardown(() => engine.close());
+  await commit(engine, txn([upsert([task('t-0', jobConfig('www', 'prod', 'hello'), 0)])]));
+  await engine.killWriterForTest();
+  await t.throwsAsync(engine.commit(txn([transition('t-0', S.ASSIGNED)])));
+  await t.throwsAsync(engine.commit(txn([transition('t-0', S.RUNNING)])));
+  t.is(failures.length, 1);
+});

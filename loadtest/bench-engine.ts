@@ -3,6 +3,7 @@
  * 100k and 1M tasks, in process, without a log or fsync. Owner: the benchmark process's main thread.
  *
  *   node --expose-gc dist/loadtest/bench-engine.js [--sizes 10000,100000,1000000] [--quick] [--hold-pin]
+ *                                                  [--reader-threads N]
  *
  * Per size: (1) a WriterCore in this thread, bulk-loaded, then commit_single (publish every / per group of 64),
  * commit_batch64, commit_batch1000; dropped. (2) an Engine (writer worker + default reader pool), bulk-loaded
@@ -67,7 +68,10 @@ async function engine(tasks: number, counts: ReadCounts, args: BenchArgs, rows: 
     : workloadOptions(tasks, seed);
   const configs = o.distinctConfigs ?? o.roles * o.envs * o.jobsPerEnv;
   log(`${tasks} tasks: engine, bulk load`);
-  const opened = await Engine.open(args.holdPin ? { pinMsMax: PinHold.pinMsMax } : {});
+  const opened = await Engine.open({
+    ...(args.holdPin ? { pinMsMax: PinHold.pinMsMax } : {}),
+    ...(args.readerThreads !== undefined ? { readerThreads: args.readerThreads } : {}),
+  });
   try {
     const loaded = await attempt(rows, tasks, 'bulk_load engine', async () => {
       const before = await memoryBefore(opened);

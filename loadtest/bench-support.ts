@@ -16,6 +16,7 @@ export interface BenchArgs {
   sizes: number[];
   quick: boolean;
   holdPin: boolean;    // hold a reader pin through the transition phases: no memory is reclaimed (see PinHold)
+  readerThreads: number | undefined; // the Engine's reader pool size (default: the engine's, cores - 1)
 }
 
 export interface Row {
@@ -30,10 +31,15 @@ export function parseArgs(argv: string[]): BenchArgs {
   let sizes: number[] | null = null;
   let quick = false;
   let holdPin = false;
+  let readerThreads: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
     else if (arg === '--hold-pin') holdPin = true;
+    else if (arg === '--reader-threads') {
+      readerThreads = Number(argv[++i]);
+      if (!Number.isInteger(readerThreads) || readerThreads < 1) throw new Error('--reader-threads needs a count >= 1');
+    }
     else if (arg === '--sizes' || arg.startsWith('--sizes=')) {
       const list = arg === '--sizes' ? argv[++i] : arg.slice('--sizes='.length);
       if (list === undefined) throw new Error('--sizes needs a list, e.g. --sizes 10000,100000');
@@ -43,9 +49,9 @@ export function parseArgs(argv: string[]): BenchArgs {
           throw new Error(`a size is a whole number of thousands of tasks (one role = 1,000 tasks): ${list}`);
         }
       }
-    } else throw new Error(`unknown argument ${arg} (known: --sizes N,N,... --quick --hold-pin)`);
+    } else throw new Error(`unknown argument ${arg} (known: --sizes N,N,... --quick --hold-pin --reader-threads N)`);
   }
-  return { sizes: sizes ?? (quick ? sizesQuick : sizesDefault), quick, holdPin };
+  return { sizes: sizes ?? (quick ? sizesQuick : sizesDefault), quick, holdPin, readerThreads };
 }
 
 /** Collects rows and echoes each one to stderr as it is produced. */

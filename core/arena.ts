@@ -75,8 +75,8 @@ export class ArenaView {
   compareBlobs(a: number, b: number): number {
     if (a === b) return 0;
     const u8 = this.u8;
-    const la = this.u32[a >>> 2]!;
-    const lb = this.u32[b >>> 2]!;
+    const la = Math.min(this.u32[a >>> 2]!, stringCompareBytesMax);
+    const lb = Math.min(this.u32[b >>> 2]!, stringCompareBytesMax);
     const length = la < lb ? la : lb;
     for (let i = 4; i < length + 4; i++) {
       const x = u8[a + i]!;
@@ -86,6 +86,9 @@ export class ArenaView {
     return la - lb;
   }
 }
+
+/** Compared strings are names (at most 256 bytes): a bound on the loop even if a reader reads reused memory. */
+const stringCompareBytesMax = 4096;
 
 export function stringBlobBytes(utf8Bytes: number): number {
   return 4 + utf8Bytes;

@@ -3,26 +3,36 @@
  * The FlatBuffers JS runtime has no verifier, and its reads past the end return garbage (undefined -> 0)
  * instead of failing; this subclass throws MalformedError on any read outside the buffer, so a malformed or
  * truncated message fails where it is first read and never turns into a huge loop or allocation.
+ * FlatBuffers offsets may also be shared, so a small message can name one table thousands of times (a vector of
+ * the same offset, nested): every read is charged to a budget of `readBytesPerByteMax` times the message's size
+ * (plus a floor), and a message that reads more than that is malformed. Honest messages read each byte a few
+ * times (vtable lookups included).
  */
+export const readBytesPerByteMax = 64;
+export const readBytesFloor = 1 << 20;
 import * as flatbuffers from 'flatbuffers';
 
 export class MalformedError extends Error {
-  constructor(offset: number, bytes: number) {
-    super(`read at ${offset} outside the ${bytes}-byte message`);
+  constructor(offset: number, bytes: number, reason = 'outside the message') {
+    super(`read at ${offset} ${reason} (${bytes} bytes)`);
     this.name = 'MalformedError';
   }
 }
 
 export class CheckedByteBuffer extends flatbuffers.ByteBuffer {
   private readonly length: number;
+  private budget: number;
 
   constructor(bytes: Uint8Array) {
     super(bytes);
     this.length = bytes.length;
+    this.budget = readBytesFloor + bytes.length * readBytesPerByteMax;
   }
 
   private check(offset: number, size: number): void {
     if (!(offset >= 0 && offset + size <= this.length)) throw new MalformedError(offset, this.length);
+    this.budget -= size;
+    if (this.budget < 0) throw new MalformedError(offset, this.length, 'reads more than 64 times its size (shared offsets)');
   }
 
   override readInt8(offset: number): number { this.check(offset, 1); return super.readInt8(offset); }

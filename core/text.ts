@@ -2,6 +2,7 @@
  * Validation of identifiers and text, and the string hash used by the intern dictionary. Owner: any thread.
  * Works on UTF-8 bytes so that the writer never decodes a string it only stores.
  */
+import { isUtf8 } from 'node:buffer';
 import { identifierBytesMax, textBytesMax } from './limits.js';
 
 /** ^[\w\-\.]+$ and at most identifierBytesMax bytes (Aurora's GOOD_IDENTIFIER_PATTERN). */
@@ -16,14 +17,16 @@ export function isIdentifier(bytes: Uint8Array | null): boolean {
   return true;
 }
 
-/** Non-empty, at most `bytesMax` bytes, no control characters. */
+/** Non-empty, at most `bytesMax` bytes, valid UTF-8, no control characters. */
 export function isText(bytes: Uint8Array | null, bytesMax = textBytesMax): boolean {
   if (bytes === null || bytes.length === 0 || bytes.length > bytesMax) return false;
+  let ascii = true;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i]!;
     if (c < 0x20 || c === 0x7f) return false;
+    if (c >= 0x80) ascii = false;
   }
-  return true;
+  return ascii || isUtf8(bytes);
 }
 
 export function isIdentifierString(value: string | null): boolean {

@@ -310,3 +310,54 @@ test('a writer that dies fails every later call, and reports it once (fail-stop)
   await t.throwsAsync(engine.commit(txn([transition('t-0', S.RUNNING)])));
   t.is(failures.length, 1);
 });
+
+test('a small message that names one table many times (shared offsets) is malformed, not a hang', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const flatbuffers = await import('flatbuffers');
+  const b = new flatbuffers.Builder(1024);
+  const value = b.createString('v');
+  const values = f.Attribute.createValuesVector(b, new Array(4000).fill(value));
+  const attribute = f.Attribute.createAttribute(b, b.createString('rack'), values);
+  const attributes = f.HostAttributes.createAttributesVector(b, new Array(4000).fill(attribute));
+  const host = f.HostAttributes.createHostAttributes(b, b.createString('host-1'), attributes, f.MaintenanceMode.NONE, 0, 0n);
+  const save = f.SaveHostAttributes.createSaveHostAttributes(b, f.SaveHostAttributes.createAttributesVector(b, [host]));
+  const operation = f.Operation.createOperation(b, f.Op.SaveHostAttributes, save);
+  b.finish(f.Transaction.createTransaction(b, 0, 0, 0, f.Transaction.createOpsVector(b, [operation])));
+  const bytes = b.asUint8Array().slice();
+  t.true(bytes.length < 64 * 1024, `${bytes.length} bytes name 16M strings`);
+  const started = Date.now();
+  const result = await commit(engine, bytes);
+  t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT);
+  t.true(Date.now() - started < 10_000);
+  t.is(engine.stats().revision, 0);
+});
+
+test('resource amounts must be finite, non-negative and exact', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  for (const cpus of [Number.NaN, Number.POSITIVE_INFINITY, -1, 2 ** 60]) {
+    const result = await commit(engine, txn([upsert([task('t-0', jobConfig('www', 'prod', 'hello', { cpus }), 0)])]));
+    t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT, String(cpus));
+  }
+  const quota = await commit(engine, txn([op(f.Op.SaveQuota, make(f.SaveQuotaT, { role: 'www', quota: make(f.ResourceAggregateT, {
+    resources: [make(f.ResourceT, { type: f.ResourceType.NUM_CPUS, numCpus: Number.NaN })] }) }))]));
+  t.is(quota.error?.code, f.ErrorCode.INVALID_ARGUMENT);
+  t.is(engine.stats().revision, 0);
+});
+
+test('task ids are bytes: an id that is not UTF-8 is refused, and deletes never decode ids', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const config = jobConfig('www', 'prod', 'hello');
+  await commit(engine, txn([upsert([task('a\ufffd', config, 0)])]));
+  const flatbuffers = await import('flatbuffers');
+  const b = new flatbuffers.Builder(256);
+  const id = b.createString(Uint8Array.from([0x61, 0xff]));
+  const remove = f.DeleteTasks.createDeleteTasks(b, f.DeleteTasks.createTaskIdsVector(b, [id]), false);
+  const operation = f.Operation.createOperation(b, f.Op.DeleteTasks, remove);
+  b.finish(f.Transaction.createTransaction(b, 0, 0, 0, f.Transaction.createOpsVector(b, [operation])));
+  const result = await commit(engine, b.asUint8Array().slice());
+  t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT);
+  t.deepEqual((await tasks(engine)).tasks.map((x) => x.assignedTask!.taskId), ['a\ufffd']);
+});

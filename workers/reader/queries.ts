@@ -28,6 +28,7 @@ import { isStatus, jobStatsBucket, statusValueMax } from '../../core/status.js';
 import {
   fourKeyShape, jobIndexShape, oneKeyShape, pairShape, StoreReader, taskIdShape, threeKeyShape, twoKeyShape,
 } from '../../core/store.js';
+import { AssertionError } from '../../core/assert.js';
 import { DeadlineError } from './pin.js';
 import { compareUtf8 } from '../../core/text.js';
 import { TaskResponseWriter } from './task-encoder.js';
@@ -59,6 +60,8 @@ function unrestricted(q: TaskQuery): boolean {
     q.taskIdsLength() === 0 && q.statusesLength() === 0 && q.instanceIdsLength() === 0 &&
     q.slaveHostsLength() === 0 && q.jobKeysLength() === 0;
 }
+
+const portsMax = 1024; // as the writer's plan allows
 
 /** Aurora's JobStats bucket of each status value, -1 for a value that is not a status. */
 const statsBuckets = Int8Array.from({ length: layout.statusValueCount },
@@ -104,7 +107,7 @@ export class QueryRunner {
       const [type, result] = this.dispatch(request);
       response = createResponse(b, this.store.revision, type, result, 0);
     } catch (error) {
-      if (error instanceof DeadlineError) throw error;
+      if (error instanceof DeadlineError || error instanceof AssertionError) throw error; // not the client's
       b.clear();
       const code = error instanceof QueryError ? error.code : ErrorCode.INVALID_ARGUMENT;
       const message = error instanceof QueryError ? error.message : `malformed query: ${(error as Error).message}`;
@@ -133,6 +136,22 @@ export class QueryRunner {
       case Query.SchedulerQuery: return [Result.SchedulerResult, this.scheduler()];
       default: throw invalid(`unknown query type ${request.queryType()}`);
     }
+  }
+
+  /**
+   * A count or length read from shared memory, checked against its limit. Past it the memory was reused under an
+   * expired pin (DeadlineError) or this is a bug (assertion): never a reason to loop or allocate without bound.
+   */
+  private bounded(value: number, max: number): number {
+    if (value <= max) return value;
+    if (this.expired()) throw new DeadlineError();
+    throw new AssertionError(`a stored count or length ${value} is over its limit ${max}`);
+  }
+
+  /** The length of a string blob, checked against its limit and the arena's end. */
+  private length(blob: number, max: number): number {
+    const length = this.bounded(this.view.u32[blob >>> 2]!, max);
+    return blob + 4 + length <= this.view.bytes ? length : this.bounded(Number.MAX_SAFE_INTEGER, 0);
   }
 
   private checkPin(count: number): void {
@@ -379,11 +398,11 @@ export class QueryRunner {
     const assigned = writer.assigned(table, (slaveId !== 0 ? 1 : 0) | (host !== 0 ? 2 : 0) | (ports !== 0 ? 4 : 0),
       view.i32[w + layout.taskInstanceWord]!);
     const id = u32[w + layout.taskIdWord]!;
-    writer.string(assigned + 4, u8, id + 4, u32[id >>> 2]!);
-    if (slaveId !== 0) writer.string(assigned + 8, u8, slaveId + 4, u32[slaveId >>> 2]!);
+    writer.string(assigned + 4, u8, id + 4, this.length(id, limits.textBytesMax));
+    if (slaveId !== 0) writer.string(assigned + 8, u8, slaveId + 4, this.length(slaveId, limits.textBytesMax));
     if (host !== 0) writer.sharedString(assigned + 12, host);  // an interned string id
     if (ports !== 0) {
-      const count = u32[(ports >>> 2) + 1]!;
+      const count = this.bounded(u32[(ports >>> 2) + 1]!, portsMax);
       let entry = writer.offsets(assigned + 16, count);
       let at = ports + 8;
       for (let i = 0; i < count; i++) {
@@ -396,7 +415,7 @@ export class QueryRunner {
     }
     writer.byteVector(assigned + 24, store.configHash(configBlob));
     this.encodeEvents(table + 24, u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
-    if (ancestor !== 0) writer.string(table + 36, u8, ancestor + 4, u32[ancestor >>> 2]!);
+    if (ancestor !== 0) writer.string(table + 36, u8, ancestor + 4, this.length(ancestor, limits.textBytesMax));
   }
 
   private encodeEvents(slot: number, head: number, count: number): void {
@@ -405,7 +424,8 @@ export class QueryRunner {
     const u32 = view.u32;
     const nodes = this.eventNodes;
     nodes.length = 0;
-    for (let node = head; node !== 0 && nodes.length < count; node = u32[(node >>> 2) + layout.eventPrevWord]!) {
+    const events = this.bounded(count, limits.taskEventsMax);
+    for (let node = head; node !== 0 && nodes.length < events; node = u32[(node >>> 2) + layout.eventPrevWord]!) {
       nodes.push(node);
     }
     let entry = writer.offsets(slot, nodes.length);
@@ -416,7 +436,7 @@ export class QueryRunner {
       const scheduler = u32[w + layout.eventSchedulerWord]!;  // an interned string id
       const event = writer.event(entry, (message !== 0 ? 1 : 0) | (scheduler !== 0 ? 2 : 0),
         view.f64[(node >>> 3) + layout.eventTimestampF64]!, u32[w + layout.eventStatusWord]!);
-      if (message !== 0) writer.string(event + 4, view.u8, message + 4, u32[message >>> 2]!);
+      if (message !== 0) writer.string(event + 4, view.u8, message + 4, this.length(message, limits.messageBytesMax));
       if (scheduler !== 0) writer.sharedString(event + 16, scheduler);
       entry += 4;
     }
@@ -702,7 +722,8 @@ export class QueryRunner {
   /** The blobs of a newest-first list, oldest first. */
   private listBlobs(head: number, count: number): Uint8Array[] {
     const out: Uint8Array[] = [];
-    for (let node = head; node !== 0 && out.length < count; node = this.view.u32[(node >>> 2) + layout.listPrevWord]!) {
+    const bound = this.bounded(count, limits.updateEventsMax);
+    for (let node = head; node !== 0 && out.length < bound; node = this.view.u32[(node >>> 2) + layout.listPrevWord]!) {
       out.push(this.store.blobBytes(this.view.u32[(node >>> 2) + layout.listBlobWord]!).slice());
     }
     return out.reverse();
@@ -768,7 +789,7 @@ function sortById(view: ArenaView, records: number[]): void {
   const u8 = view.u8;
   const u32 = view.u32;
   const first = u32[(records[0]! >>> 2) + layout.taskIdWord]!;
-  let prefix = u32[first >>> 2]!;
+  let prefix = Math.min(u32[first >>> 2]!, 4096); // bounded even over memory reused under an expired pin
   for (let i = 1; i < count && prefix > 0; i++) {
     const blob = u32[(records[i]! >>> 2) + layout.taskIdWord]!;
     const length = Math.min(prefix, u32[blob >>> 2]!);

@@ -17,7 +17,7 @@ import {
   PreconditionKind, Precondition, RecordTable, ScheduledTask, SchedulerMetadataT, TaskConfigT, Transaction,
   TransitionTask, UpsertTasks, type JobUpdateKeyT, ResourceAggregateT, JobUpdateEventT, JobInstanceUpdateEventT,
   JobUpdateStatus, JobUpdateAction, MaintenanceMode, MesosContainerT, ResourceType, TaskConstraint,
-  ValueConstraintT, VolumeMode,
+  ValueConstraintT, VolumeMode, DeleteTasks, type ResourceT,
 } from '../../core/fbs/strata.js';
 import * as limits from '../../core/limits.js';
 import * as layout from '../../core/layout.js';
@@ -211,11 +211,7 @@ export class Planner {
     if (canonical.bytes.length > limits.configBytesMax) {
       throw invalid(`a task config is over ${limits.configBytesMax} bytes`);
     }
-    for (const resource of config.resources) {
-      if (resource.type < ResourceType.NUM_CPUS || resource.type > ResourceType.NUM_GPUS) {
-        throw invalid('a resource needs a valid type');
-      }
-    }
+    for (const resource of config.resources) checkResource(resource);
     if (config.container instanceof MesosContainerT) {
       for (const volume of config.container.volumes) {
         if (volume.mode !== VolumeMode.RW && volume.mode !== VolumeMode.RO) throw invalid('a volume needs a valid mode');
@@ -334,6 +330,7 @@ export class Planner {
     switch (operation.opType()) {
       case Op.UpsertTasks: return this.planUpsert(operation.op(upsertScratch) as UpsertTasks);
       case Op.TransitionTask: return this.planTransition(operation.op(transitionScratch) as TransitionTask);
+      case Op.DeleteTasks: return this.planDelete(operation);
       default: return this.planRecordOp(operation);
     }
   }
@@ -487,7 +484,6 @@ export class Planner {
     const unpacked = emptyStringsToNull(operation.unpack().op);
     if (unpacked === null) throw invalid(`unknown operation type ${type}`);
     switch (type) {
-      case Op.DeleteTasks: return this.planDelete(operation);
       case Op.SaveCronJob: return this.planSaveCron((unpacked as { job: JobConfigurationT | null }).job);
       case Op.RemoveCronJob: {
         const key = jobKeyStrings((unpacked as { key: JobKeyT | null }).key);
@@ -513,9 +509,7 @@ export class Planner {
         const { role, quota } = unpacked as { role: string | null; quota: ResourceAggregateT | null };
         if (!isIdentifierString(text(role))) throw invalid('a quota needs a valid role');
         const aggregate = quota ?? new ResourceAggregateT();
-        for (const r of aggregate.resources) {
-          if (r.type < ResourceType.NUM_CPUS || r.type > ResourceType.NUM_GPUS) throw invalid('a resource needs a valid type');
-        }
+        for (const r of aggregate.resources) checkResource(r);
         return { kind: opSaveQuota, role: text(role), quota: aggregate };
       }
       case Op.RemoveQuota: {
@@ -547,18 +541,21 @@ export class Planner {
   }
 
   private planDelete(operation: Operation): OpPlan {
-    const unpacked = operation.unpack().op as { taskIds: (string | Uint8Array)[]; ignoreMissing: boolean };
-    this.countTasks(unpacked.taskIds.length);
+    // The ids are read as bytes, as every other operation reads them: decoding and re-encoding would turn an
+    // invalid sequence into U+FFFD and name another task.
+    const op = operation.op(new DeleteTasks()) as DeleteTasks;
+    const count = op.taskIdsLength();
+    this.countTasks(count);
     const ids: Uint8Array[] = [];
     const seen = new Set<string>();
-    for (const value of unpacked.taskIds) {
-      const id = bytesOrNull(value);
+    for (let i = 0; i < count; i++) {
+      const id = bytesOrNull(op.taskIds(i, UTF8));
       if (!isText(id)) throw invalid('a task id must be 1-256 bytes without control characters');
       const key = Buffer.from(id!).toString('latin1');
       if (seen.has(key)) throw invalid(`task ${utf8(id!)} is twice in one DeleteTasks`);
       seen.add(key);
       if (this.taskStatus(id!).status < 0) {
-        if (!unpacked.ignoreMissing) throw new PlanError(ErrorCode.NOT_FOUND, `no task ${utf8(id!)}`);
+        if (!op.ignoreMissing()) throw new PlanError(ErrorCode.NOT_FOUND, `no task ${utf8(id!)}`);
         continue;
       }
       ids.push(id!);
@@ -690,6 +687,19 @@ export function updateKeyStrings(key: JobUpdateKeyT | null): string[] {
   const id = text(key.id);
   if (!isIdentifierString(id)) throw invalid('a job update id must match ^[\\w\\-\\.]+$ (at most 128 bytes)');
   return [...jobKeyStrings(key.job), id];
+}
+
+/** A resource needs a known type and a finite, non-negative amount that is exact as a double (at most 2^53). */
+function checkResource(resource: ResourceT): void {
+  if (resource.type < ResourceType.NUM_CPUS || resource.type > ResourceType.NUM_GPUS) {
+    throw invalid('a resource needs a valid type');
+  }
+  const amounts = [resource.numCpus, Number(resource.ramMb), Number(resource.diskMb), Number(resource.numGpus)];
+  for (const amount of amounts) {
+    if (!Number.isFinite(amount) || amount < 0 || amount > Number.MAX_SAFE_INTEGER) {
+      throw invalid('a resource amount must be finite, >= 0 and at most 2^53');
+    }
+  }
 }
 
 /** Production x dedicated bucket and resource totals of a config. */

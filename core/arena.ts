@@ -124,9 +124,12 @@ export class ArenaAllocator {
     return this.top;
   }
 
-  /** Bytes that can still be had without exceeding the arena's maximum. */
-  headroomBytes(): number {
-    return this.bytesMax - this.top + this.bytesFree;
+  /**
+   * Bytes that can surely still be had: the untouched end of the arena. Free blocks are left out, since a block of
+   * one size class cannot serve another.
+   */
+  bumpBytesLeft(): number {
+    return this.bytesMax - this.top;
   }
 
   alloc(bytes: number): number {

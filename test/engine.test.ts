@@ -361,3 +361,48 @@ test('task ids are bytes: an id that is not UTF-8 is refused, and deletes never 
   t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT);
   t.deepEqual((await tasks(engine)).tasks.map((x) => x.assignedTask!.taskId), ['a\ufffd']);
 });
+
+test('a transaction the arena cannot surely hold is RESOURCE_EXHAUSTED before anything is applied', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1, arenaBytesInitial: 4 * 1024 * 1024, arenaBytesMax: 8 * 1024 * 1024 });
+  t.teardown(() => engine.close());
+  const config = jobConfig('www', 'prod', 'hello');
+  let stored = 0;
+  let exhausted: f.TransactionResultT | null = null;
+  for (let batch = 0; batch < 200 && exhausted === null; batch++) {
+    const tasks = Array.from({ length: 200 }, (_, i) => task(`t-${batch}-${i}`, config, i));
+    const result = await commit(engine, txn([upsert(tasks)]));
+    if (result.error === null) stored += 200;
+    else exhausted = result;
+  }
+  t.truthy(exhausted, 'the arena filled up');
+  t.is(exhausted!.error!.code, f.ErrorCode.RESOURCE_EXHAUSTED);
+  t.is((await tasks(engine, { limit: 1 })).total, stored);
+  // The writer is alive: deletes (which need little room) still work.
+  const removed = await commit(engine, txn([op(f.Op.DeleteTasks, make(f.DeleteTasksT, { taskIds: ['t-0-0', 't-0-1'] }))]));
+  t.is(removed.error, null);
+});
+
+test('job update events with old timestamps copy each list node at most once per group', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const config = jobConfig('www', 'prod', 'hello');
+  const key = make(f.JobUpdateKeyT, { job: make(f.JobKeyT, { role: 'www', environment: 'prod', name: 'hello' }), id: 'u1' });
+  const update = make(f.JobUpdateT, { summary: make(f.JobUpdateSummaryT, { key, user: 'alice' }),
+    instructions: make(f.JobUpdateInstructionsT, { desiredState: make(f.InstanceTaskConfigT, { task: config,
+      instances: [make(f.RangeT, { first: 0, last: 9 })] }) }) });
+  t.is((await commit(engine, txn([op(f.Op.SaveJobUpdate, make(f.SaveJobUpdateT, { update }))]))).error, null);
+  const event = (ts: number) => op(f.Op.SaveJobInstanceUpdateEvent, make(f.SaveJobInstanceUpdateEventT, { key,
+    event: make(f.JobInstanceUpdateEventT, { instanceId: 0, timestampMs: BigInt(ts), action: f.JobUpdateAction.INSTANCE_UPDATED }) }));
+  const newer = Array.from({ length: 2000 }, (_, i) => event(1_000_000 + i));
+  t.is((await commit(engine, txn(newer))).error, null);
+  const usedBefore = engine.stats().arenaBytesUsed;
+  const older = Array.from({ length: 2000 }, (_, i) => event(i)); // each older than all 2000 stored
+  t.is((await commit(engine, txn(older))).error, null);
+  const grown = engine.stats().arenaBytesUsed - usedBefore;
+  t.true(grown < 2 * 1024 * 1024, `grew ${grown} bytes (a copy per insert would be ~64 MB)`);
+  const response = decodeQueryResponse(await engine.query(query(f.Query.JobUpdateQuery, make(f.JobUpdateQueryT, {}))));
+  const details = (response.result as f.JobUpdatesResultT).updates[0]!;
+  t.is(details.instanceEvents.length, 4000);
+  const stamps = details.instanceEvents.map((e) => Number(e.timestampMs));
+  t.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
+});

@@ -32,6 +32,8 @@ function packBytes(message: { pack(b: flatbuffers.Builder): flatbuffers.Offset }
 
 export class Applier {
   private readonly t: Tables;
+  private readonly fresh = new Set<number>();  // list nodes written in the epoch being built (freshEpoch)
+  private freshEpoch = -1;
 
   constructor(tables: Tables) {
     this.t = tables;
@@ -393,6 +395,10 @@ export class Applier {
    */
   private insertSorted(head: number, blob: number, timestamp: number): number {
     const t = this.t;
+    if (this.freshEpoch !== t.epoch) {
+      this.fresh.clear();
+      this.freshEpoch = t.epoch;
+    }
     const newer: number[] = [];
     let node = head;
     while (node !== 0 && t.view.f64[(node >>> 3) + layout.listTimestampF64]! > timestamp) {
@@ -402,6 +408,12 @@ export class Applier {
     let prev = this.listNode(node, blob, timestamp);
     for (let i = newer.length - 1; i >= 0; i--) {
       const old = newer[i]!;
+      if (this.fresh.has(old)) {
+        // Written in this epoch: no reader can reach it yet, so it changes in place and the newer nodes above it
+        // keep pointing at it. A group of old-timestamp events copies each list node at most once.
+        t.view.u32[(old >>> 2) + layout.listPrevWord] = prev;
+        return head;
+      }
       prev = this.listNode(prev, t.view.u32[(old >>> 2) + layout.listBlobWord]!,
         t.view.f64[(old >>> 3) + layout.listTimestampF64]!);
       t.retire(old, layout.listNodeBytes);
@@ -415,6 +427,7 @@ export class Applier {
     t.view.u32[(node >>> 2) + layout.listPrevWord] = prev;
     t.view.u32[(node >>> 2) + layout.listBlobWord] = blob;
     t.view.f64[(node >>> 3) + layout.listTimestampF64] = timestamp;
+    this.fresh.add(node);
     return node;
   }
 

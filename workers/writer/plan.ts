@@ -115,7 +115,15 @@ export interface Plan {
   clientId: string | null;
   sequence: bigint;
   ops: OpPlan[];
+  /** An upper bound of the arena bytes applying the plan can allocate (see Planner.bytesBound). */
+  bytesBound: number;
 }
+
+/**
+ * Bytes of copied tree nodes one touched record can cost at most: about 8 trees (rows, task id, job, status,
+ * host, 3 aggregates) x 5 levels x 512-byte nodes, plus aggregate blocks and radix nodes.
+ */
+export const copyBytesPerTouchMax = 24 * 1024;
 
 const taskScratch = new ScheduledTask();
 const transitionScratch = new TransitionTask();
@@ -140,6 +148,9 @@ export class Planner {
   private records = new Map<string, boolean>();    // overlay: "c:" cron / "u:" update keys -> present
   private updateEvents = new Map<string, number>(); // overlay: "u:<key>/e" or "/i" -> events of that kind
   private taskCount = 0;
+  private touches = 0;      // records the plan changes: each may copy a path in every tree it is in
+  private newBytes = 0;     // bytes of new blobs the plan writes, where they are not bounded by the message size
+  private listsCharged = new Set<string>(); // updates whose event lists are already in newBytes
 
   constructor(tables: Tables) {
     this.tables = tables;
@@ -162,6 +173,9 @@ export class Planner {
     this.records = new Map();
     this.updateEvents = new Map();
     this.taskCount = 0;
+    this.touches = 0;
+    this.newBytes = 0;
+    this.listsCharged = new Set();
     const opCount = transaction.opsLength();
     if (opCount > limits.transactionOpsMax) throw invalid(`more than ${limits.transactionOpsMax} operations`);
     const preconditionCount = transaction.preconditionsLength();
@@ -188,7 +202,17 @@ export class Planner {
         throw error;
       }
     }
-    return { clientId, sequence, ops };
+    return { clientId, sequence, ops, bytesBound: this.bytesBound(transaction.bb!.capacity()) };
+  }
+
+  /**
+   * What applying can allocate at most: new blobs (bounded by 4x the message, plus what the plan counted
+   * exactly: configs, events), and copies of existing nodes, which a group makes at most once each (so never
+   * more than the live bytes), and a touched record makes at most copyBytesPerTouchMax of.
+   */
+  private bytesBound(messageBytes: number): number {
+    const copies = Math.min(this.touches * copyBytesPerTouchMax, this.tables.allocator.bytesAllocated);
+    return 1024 * 1024 + 4 * messageBytes + this.newBytes + copies;
   }
 
   private readConfigs(transaction: Transaction): void {
@@ -217,6 +241,7 @@ export class Planner {
         if (volume.mode !== VolumeMode.RW && volume.mode !== VolumeMode.RO) throw invalid('a volume needs a valid mode');
       }
     }
+    this.newBytes += canonical.bytes.length + 64;
     return { hex: canonical.hashHex, canonical, facts: configFacts(config) };
   }
 
@@ -336,6 +361,7 @@ export class Planner {
   }
 
   private countTasks(count: number): void {
+    this.touches += count;
     this.taskCount += count;
     if (this.taskCount > limits.transactionTasksMax) throw invalid(`more than ${limits.transactionTasksMax} tasks`);
   }
@@ -377,6 +403,7 @@ export class Planner {
   }
 
   private planTask(task: ScheduledTask): TaskPlan {
+    this.newBytes += 512; // record, id, strings and ports of one task
     const assigned = task.assignedTask();
     if (assigned === null) throw invalid('a task needs assigned_task');
     const id = bytesOrNull(assigned.taskId(UTF8));
@@ -414,6 +441,7 @@ export class Planner {
     if (message !== null && message.length > limits.messageBytesMax) {
       throw invalid(`an event message is at most ${limits.messageBytesMax} bytes`);
     }
+    this.newBytes += 48 + (message === null ? 0 : message.length);
     return { timestamp, status, message, scheduler: scheduler === null ? null : utf8(this.checkedText(scheduler, 'scheduler')) };
   }
 
@@ -480,6 +508,7 @@ export class Planner {
   }
 
   private planRecordOp(operation: Operation): OpPlan {
+    this.touches++;
     const type = operation.opType();
     const unpacked = emptyStringsToNull(operation.unpack().op);
     if (unpacked === null) throw invalid(`unknown operation type ${type}`);
@@ -621,6 +650,13 @@ export class Planner {
     const overlay = this.records.get(name);
     const record = this.updateRecord(key);
     const present = overlay ?? record !== 0;
+    // An event older than others copies the newer list nodes, once per group (later ones change in place).
+    if (record !== 0 && !this.listsCharged.has(name)) {
+      this.listsCharged.add(name);
+      const u32 = this.tables.view.u32;
+      this.newBytes += layout.listNodeBytes * (u32[(record >>> 2) + layout.updateEventCountWord]! +
+        u32[(record >>> 2) + layout.updateInstanceEventCountWord]!);
+    }
     if (!present) throw new PlanError(ErrorCode.NOT_FOUND, `no job update ${key.join('/')}`);
     if (type === Op.SaveJobUpdateEvent) {
       const event = op.event as JobUpdateEventT;

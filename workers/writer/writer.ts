@@ -92,23 +92,22 @@ export class WriterCore {
       const first = this.idempotency.get(key);
       if (first !== undefined) return encodeOutcome(first, true);
     }
-    const outcome = this.commitTransaction(transaction, clientId, sequence, bytes.length);
+    const outcome = this.commitTransaction(transaction, clientId, sequence);
     if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, outcome);
     return encodeOutcome(outcome, false);
   }
 
-  private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint, bytes: number):
-    Outcome {
+  private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint): Outcome {
     let plan;
     try {
       plan = this.planner.plan(transaction, clientId, sequence);
     } catch (error) {
       return this.clientError(error);
     }
-    // Apply must not fail half way: make sure the arena can take a generous bound of what this one writes.
-    const bytesNeeded = 1024 * 1024 + bytes * 16;
-    if (this.allocator.headroomBytes() < bytesNeeded) {
-      return errorOutcome(this.revision, ErrorCode.RESOURCE_EXHAUSTED, 'the arena is full');
+    // Apply must not fail half way: the untouched end of the arena must hold an upper bound of what it writes.
+    if (this.allocator.bumpBytesLeft() < plan.bytesBound) {
+      return errorOutcome(this.revision, ErrorCode.RESOURCE_EXHAUSTED,
+        `the arena cannot hold this transaction (up to ${plan.bytesBound} bytes); raise arenaBytesMax`);
     }
     const tables = this.tables;
     tables.revisionBuilding = this.revision + 1;

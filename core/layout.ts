@@ -12,7 +12,7 @@
  *   word 5  slotsClaimed     1 + the highest slot index ever claimed: the writer scans slots below it only
  *   word 8 + slot * 4 ...    reader slots: [owner threadId + 1 (0 free), pinnedEpoch, pinState, spare]
  *
- *   Float64Array view, index 136 + slot (after the slots' words): the time (Date.now()) the slot's pin was taken.
+ *   Float64Array view, index 136 + slot (after the slots' words): the time (pinClockMs()) the slot's pin was taken.
  *
  * Publish protocol: the writer writes a new immutable root block, then Atomics.store(rootPublished), then
  * Atomics.store(epochPublished). A reader stores its pin (the epoch it read) before loading rootPublished and

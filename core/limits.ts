@@ -16,8 +16,8 @@ export const updateEventsMax = 65_536;            // per kind per update; Aurora
 export const identifierBytesMax = 128;            // role, environment, job name, update id
 export const textBytesMax = 256;                  // task id, host, client id, slave id
 export const messageBytesMax = 4096;              // an event's message
-export const recordBytesMax = 1024 * 1024;        // any other stored blob (host attributes, update, cron job)
 export const idempotencyKeysMax = 65_536;         // remembered (client, sequence) outcomes, oldest forgotten first
+export const idempotencyBytesMax = 64 * 1024 * 1024; // and their encoded results: bounded writer heap
 
 // Queries.
 export const queryKeysMax = 10_000;               // entries in any vector of a query

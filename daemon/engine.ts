@@ -15,6 +15,7 @@ import { Piscina } from 'piscina';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
+import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
 import type { CommitMessage, ResultsMessage, WriterData } from '../workers/writer/main.js';
 
 export interface EngineOptions {
@@ -37,6 +38,7 @@ export interface EngineStats {
 
 interface Pending { resolve: (bytes: Uint8Array) => void; reject: (error: Error) => void }
 
+const statsSlotOwner = 0x7ffe_0000; // the main thread's reader slot owner id: above any threadId + 1
 const writerFile = fileURLToPath(new URL('../workers/writer/main.js', import.meta.url));
 const readerFile = fileURLToPath(new URL('../workers/reader/main.js', import.meta.url));
 
@@ -63,6 +65,7 @@ export class Engine {
   private closed = false;
   private readonly controlView: Int32Array;
   private readonly onFailure: ((error: Error) => void) | undefined;
+  private statsSlot: ReaderSlot | null = null;
   private readonly arenaF64: () => Float64Array;
 
   private constructor(options: EngineOptions) {
@@ -193,12 +196,13 @@ export class Engine {
     }
   }
 
-  /** Figures of the last published revision, read from shared memory. */
+  /** Figures of the last published revision, read from shared memory under a pin of the main thread's own. */
   stats(): EngineStats {
-    const root = Atomics.load(this.controlView, layout.controlRootPublishedWord);
+    this.statsSlot ??= new ReaderSlot(this.control, statsSlotOwner);
+    const root = this.statsSlot.pin(pinClockMs());
     const f64 = this.arenaF64();
     const u32 = new Uint32Array(this.arena, root, layout.rootWords);
-    return {
+    const stats = {
       revision: f64[(root >>> 3) + layout.rootRevisionF64]!,
       taskCount: u32[layout.rootTaskCountWord]!,
       configCount: u32[layout.rootConfigCountWord]!,
@@ -206,6 +210,8 @@ export class Engine {
       arenaBytesUsed: Atomics.load(this.controlView, layout.controlArenaBytesUsedWord) >>> 0,
       readerThreads: this.readerThreads,
     };
+    this.statsSlot.release();
+    return stats;
   }
 
   /** The writer's own figures (retired blocks, expired pins, groups), asked by message. */

@@ -6,7 +6,7 @@
 import * as flatbuffers from 'flatbuffers';
 import * as hdr from 'hdr-histogram-js';
 import { ErrorCode, QueryResponse, TransactionResult } from '../core/fbs/strata.js';
-import { ReaderSlot } from '../workers/reader/pin.js';
+import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
 
 export const sizesDefault = [10_000, 100_000, 1_000_000];
 export const sizesQuick = [10_000];
@@ -169,7 +169,7 @@ export class PinHold {
 
   constructor(control: SharedArrayBuffer) {
     this.slot = new ReaderSlot(control, PinHold.ownerId);
-    this.slot.pin(Date.now());
+    this.slot.pin(pinClockMs());
   }
 
   release(): void {

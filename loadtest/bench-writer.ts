@@ -7,6 +7,7 @@
  */
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
+import { pinClockMs } from '../workers/reader/pin.js';
 import { WriterCore } from '../workers/writer/writer.js';
 import {
   checkCommitted, log, nowMs, perSecond, PinHold, round, type Row, Rows, transactionError,
@@ -29,7 +30,7 @@ export function newWriterCore(holdPin: boolean): { writer: WriterCore; control: 
   const control = new SharedArrayBuffer(layout.controlBytes);
   const writer = new WriterCore({
     arena, control, arenaBytesMax: limits.arenaBytesMaxDefault,
-    pinMsMax: holdPin ? PinHold.pinMsMax : limits.pinMsMaxDefault, now: Date.now,
+    pinMsMax: holdPin ? PinHold.pinMsMax : limits.pinMsMaxDefault, now: pinClockMs,
   });
   return { writer, control };
 }

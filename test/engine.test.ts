@@ -8,7 +8,7 @@ import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
 import { taskEventsMax, transactionOpsMax, transactionTasksMax, updateEventsMax } from '../core/limits.js';
 import { isActive, jobStatsBucket } from '../core/status.js';
 import { Engine } from '../daemon/engine.js';
-import { ReaderSlot } from '../workers/reader/pin.js';
+import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
 import {
   encode, f, jobConfig, make, op, query, task, taskQuery, transition, txn, upsert,
 } from './support/build.js';
@@ -273,7 +273,7 @@ test('memory stays bounded under churn with readers, and a held pin holds memory
   t.true(later < settled * 1.5, 'steady-state churn does not grow memory');
   // Pin from this thread, as a reader would: what later commits retire cannot be reused while it is held.
   const slot = new ReaderSlot(engine.control, 1000);
-  slot.pin(Date.now());
+  slot.pin(pinClockMs());
   await churn(engine, ids, 30);
   const pinned = (await engine.writerStats()).retired!;
   t.true(slot.release());
@@ -290,7 +290,7 @@ test('a pin held past pinMsMax expires: the writer does not wait, and the reader
   const ids = Array.from({ length: 20 }, (_, i) => `p-${i}`);
   await churn(engine, ids, 2);
   const slot = new ReaderSlot(engine.control, 1001);
-  slot.pin(Date.now());
+  slot.pin(pinClockMs());
   await new Promise((resolve) => setTimeout(resolve, 120));
   await churn(engine, ids, 3);
   t.true(slot.expired());

@@ -14,7 +14,7 @@ import { ArenaView } from '../../core/arena.js';
 import { ErrorCode, ErrorT, QueryResponseT } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import { StoreReader } from '../../core/store.js';
-import { DeadlineError, ReaderSlot } from './pin.js';
+import { DeadlineError, pinClockMs, ReaderSlot } from './pin.js';
 import { QueryRunner } from './queries.js';
 
 export interface ReaderData { arena: SharedArrayBuffer; control: SharedArrayBuffer }
@@ -42,7 +42,7 @@ function deadline(revision: number): Uint8Array {
 }
 
 export function answer(requests: Uint8Array[]): Uint8Array[] {
-  loadRoots(slot.pin(Date.now()));
+  loadRoots(slot.pin(pinClockMs()));
   const responses: Uint8Array[] = [];
   let expired = false;
   try {

@@ -10,6 +10,15 @@ import { assert } from '../../core/assert.js';
 import * as layout from '../../core/layout.js';
 import { readerSlotsMax } from '../../core/limits.js';
 
+/**
+ * The clock of pin times, shared by readers (who stamp their pins) and the writer (who expires them): wall time at
+ * the thread's start plus a monotonic clock, so that a step of the system clock neither expires every pin nor
+ * keeps old ones alive. Threads of one process agree on it to within their start-up skew.
+ */
+export function pinClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export class DeadlineError extends Error {
   constructor() {
     super('the read took longer than the pin limit (pinMsMax)');

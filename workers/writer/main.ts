@@ -6,6 +6,7 @@
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { writerGroupTransactionsMax } from '../../core/limits.js';
+import { pinClockMs } from '../reader/pin.js';
 import { WriterCore } from './writer.js';
 
 export interface WriterData {
@@ -24,7 +25,7 @@ export interface ResultsMessage { kind: 'results'; ids: number[]; results: Uint8
 const data = workerData as WriterData;
 const writer = new WriterCore({
   arena: data.arena, control: data.control, arenaBytesMax: data.arenaBytesMax, pinMsMax: data.pinMsMax,
-  now: Date.now,
+  now: pinClockMs,
 });
 const port = data.port;
 

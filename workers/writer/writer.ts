@@ -48,9 +48,12 @@ export class WriterCore {
   revision = 0;
   epochPublished = 0;
   private rootPublished = 0;
-  private readonly idempotency = new Map<string, Outcome>();
+  // Remembered outcomes, as their encoded results (compact: a result of 4096 ops is ~50 KB, not 4096 objects),
+  // at most idempotencyKeysMax of them and idempotencyBytesMax bytes, oldest forgotten first.
+  private readonly idempotency = new Map<string, Uint8Array>();
   private readonly idempotencyOrder: string[] = [];
   private idempotencyHead = 0;
+  private idempotencyBytes = 0;
   pinsExpired = 0;
   groupsPublished = 0;
 
@@ -76,7 +79,7 @@ export class WriterCore {
   commit(bytes: Uint8Array): Uint8Array {
     if (bytes.length > limits.transactionBytesMax) {
       return encodeOutcome(errorOutcome(this.revision, ErrorCode.INVALID_ARGUMENT,
-        `a transaction is at most ${limits.transactionBytesMax} bytes`), false);
+        `a transaction is at most ${limits.transactionBytesMax} bytes`));
     }
     let transaction: Transaction;
     let clientId: string | null;
@@ -85,16 +88,17 @@ export class WriterCore {
       transaction = Transaction.getRootAsTransaction(checkedBuffer(bytes));
       ({ clientId, sequence } = Planner.idempotency(transaction));
     } catch (error) {
-      return encodeOutcome(this.clientError(error), false);
+      return encodeOutcome(this.clientError(error));
     }
     const key = clientId === null ? null : `${clientId}\u0000${sequence}`;
     if (key !== null) {
       const first = this.idempotency.get(key);
-      if (first !== undefined) return encodeOutcome(first, true);
+      if (first !== undefined) return markDuplicate(first);
     }
     const outcome = this.commitTransaction(transaction, clientId, sequence);
-    if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, outcome);
-    return encodeOutcome(outcome, false);
+    const result = encodeOutcome(outcome);
+    if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, result);
+    return result;
   }
 
   private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint): Outcome {
@@ -136,16 +140,19 @@ export class WriterCore {
       `malformed transaction: ${(error as Error)?.message ?? String(error)}`);
   }
 
-  private remember(key: string, outcome: Outcome): void {
-    this.idempotency.set(key, outcome);
+  private remember(key: string, result: Uint8Array): void {
+    this.idempotency.set(key, result);
     this.idempotencyOrder.push(key);
-    if (this.idempotency.size > limits.idempotencyKeysMax) {
-      this.idempotency.delete(this.idempotencyOrder[this.idempotencyHead]!);
+    this.idempotencyBytes += result.length;
+    while (this.idempotency.size > limits.idempotencyKeysMax || this.idempotencyBytes > limits.idempotencyBytesMax) {
+      const oldest = this.idempotencyOrder[this.idempotencyHead]!;
+      this.idempotencyBytes -= this.idempotency.get(oldest)!.length;
+      this.idempotency.delete(oldest);
       this.idempotencyHead++;
-      if (this.idempotencyHead > limits.idempotencyKeysMax) {
-        this.idempotencyOrder.splice(0, this.idempotencyHead);
-        this.idempotencyHead = 0;
-      }
+    }
+    if (this.idempotencyHead > limits.idempotencyKeysMax) {
+      this.idempotencyOrder.splice(0, this.idempotencyHead);
+      this.idempotencyHead = 0;
     }
   }
 
@@ -207,12 +214,20 @@ function errorOutcome(revision: number, code: ErrorCode, message: string): Outco
   return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null };
 }
 
+/** The first outcome again, marked as a replay (duplicate = true). Replays are rare: decode and re-encode. */
+function markDuplicate(first: Uint8Array): Uint8Array {
+  const result = TransactionResult.getRootAsTransactionResult(new flatbuffers.ByteBuffer(first)).unpack();
+  result.duplicate = true;
+  builder.clear();
+  builder.finish(result.pack(builder));
+  return builder.asUint8Array().slice();
+}
+
 const opOffsets: number[] = [];
 
-function encodeOutcome(outcome: Outcome, duplicate: boolean): Uint8Array {
-  if (outcome.code === ErrorCode.OK) return encodeSuccess(outcome, duplicate);
+function encodeOutcome(outcome: Outcome): Uint8Array {
+  if (outcome.code === ErrorCode.OK) return encodeSuccess(outcome);
   const result = new TransactionResultT();
-  result.duplicate = duplicate;
   result.revision = 0n;
   result.error = new ErrorT(outcome.code, outcome.message, outcome.opIndex, outcome.preconditionIndex,
     BigInt(outcome.revision));
@@ -222,7 +237,7 @@ function encodeOutcome(outcome: Outcome, duplicate: boolean): Uint8Array {
 }
 
 /** The common result, built with the static API (no objects): a revision and one OpResult per operation. */
-function encodeSuccess(outcome: Outcome, duplicate: boolean): Uint8Array {
+function encodeSuccess(outcome: Outcome): Uint8Array {
   builder.clear();
   const ops = outcome.ops!;
   opOffsets.length = 0;
@@ -234,7 +249,6 @@ function encodeSuccess(outcome: Outcome, duplicate: boolean): Uint8Array {
   TransactionResult.startTransactionResult(builder);
   TransactionResult.addRevision(builder, BigInt(outcome.revision));
   TransactionResult.addOps(builder, vector);
-  if (duplicate) TransactionResult.addDuplicate(builder, true);
   builder.finish(TransactionResult.endTransactionResult(builder));
   return builder.asUint8Array().slice();
 }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as flatbuffers from 'flatbuffers';
 import {
-  Constraint, ConstraintT, KeyValueT, LimitConstraintT, MesosFetcherUriT, MetadataT, ResourceT,
+  ConstraintT, KeyValueT, LimitConstraintT, MesosFetcherUriT, MetadataT, ResourceT,
   TaskConfig, TaskConfigT, TaskConstraint, ValueConstraintT,
 } from './fbs/strata.js';
 
@@ -151,4 +151,3 @@ export function decodeConfig(bytes: Uint8Array): TaskConfigT {
   return TaskConfig.getRootAsTaskConfig(new flatbuffers.ByteBuffer(bytes)).unpack();
 }
 
-export { Constraint };

@@ -13,15 +13,14 @@ import { TreeKey } from '../../core/btree.js';
 import { checkedBuffer } from '../../core/checked.js';
 import { canonicalConfig, decodeConfig } from '../../core/config.js';
 import {
-  AssignedTask, ConfigDetail, CronJobsQuery, CronJobsResultT, ErrorCode, ErrorT, HostAttributes,
+  ConfigDetail, CronJobsQuery, CronJobsResultT, ErrorCode, ErrorT, HostAttributes,
   HostAttributesQuery, HostAttributesResultT, HostMaintenanceRequest, JobConfiguration, JobConfigurationT,
   JobInstanceUpdateEvent, JobKey, JobKeyT, JobKeysQuery, JobKeysResult, JobStats, JobSummary, JobSummaryQuery,
   JobSummaryResult, JobUpdate, JobUpdateDetailsT, JobUpdateEvent, JobUpdateQuery, JobUpdatesResultT,
-  JobUpdateStateT, JobUpdateStatus, MaintenanceQuery, MaintenanceResultT, Port, Query, QueryRequest,
+  JobUpdateStateT, JobUpdateStatus, MaintenanceQuery, MaintenanceResultT, Query, QueryRequest,
   QueryResponse, Quota, QuotaQuery, QuotaResultT, ResourceTotalsT, Result, RoleSummary, RoleSummaryResult,
-  ScheduledTask, SchedulerMetadata, SchedulerResultT, StoredConfig, StoredConfigT, TaskEvent, TaskQuery,
-  TasksResult,
-} from '../../core/fbs/strata.js';
+  SchedulerMetadata, SchedulerResultT, StoredConfigT, TaskQuery,
+  } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
 import { isStatus, jobStatsBucket, statusValueMax } from '../../core/status.js';

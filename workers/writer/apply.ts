@@ -6,8 +6,8 @@
 import * as flatbuffers from 'flatbuffers';
 import { assert } from '../../core/assert.js';
 import {
-  AttributeT, HostAttributes, HostAttributesT, InstanceTaskConfigT, JobConfiguration, JobConfigurationT,
-  JobInstanceUpdateEventT, JobUpdate, JobUpdateEventT, JobUpdateInstructionsT, JobUpdateT, QuotaT, SchedulerMetadata, SchedulerMetadataT,
+  AttributeT, HostAttributesT, InstanceTaskConfigT, JobConfiguration, JobConfigurationT,
+  JobInstanceUpdateEventT, JobUpdate, JobUpdateEventT, JobUpdateInstructionsT, JobUpdateT, QuotaT, SchedulerMetadataT,
   HostMaintenanceRequestT,
 } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
@@ -551,4 +551,3 @@ export function canonicalHost(host: HostAttributesT): HostAttributesT {
 }
 
 
-export { HostAttributes, SchedulerMetadata };

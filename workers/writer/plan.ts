@@ -16,16 +16,14 @@ import {
   ErrorCode, HostAttributesT, HostMaintenanceRequestT, JobConfigurationT, JobKeyT, JobUpdateT, Op, Operation,
   PreconditionKind, Precondition, RecordTable, ScheduledTask, SchedulerMetadataT, TaskConfigT, Transaction,
   TransitionTask, UpsertTasks, type JobUpdateKeyT, ResourceAggregateT, JobUpdateEventT, JobInstanceUpdateEventT,
-  JobUpdateStatus, JobUpdateAction, MaintenanceMode, MesosContainerT, ResourceType, TaskConstraint,
-  ValueConstraintT, VolumeMode, DeleteTasks, type ResourceT,
+  JobUpdateStatus, JobUpdateAction, MaintenanceMode, MesosContainerT, ResourceType, VolumeMode, DeleteTasks, type ResourceT,
 } from '../../core/fbs/strata.js';
 import * as limits from '../../core/limits.js';
 import * as layout from '../../core/layout.js';
 import { isLegalTransition, isStatus, statusValueMax } from '../../core/status.js';
-import { isIdentifier, isIdentifierString, isText, utf8 } from '../../core/text.js';
+import { isIdentifierString, isText, utf8 } from '../../core/text.js';
 import { configHashBytes } from '../../core/config.js';
 import type { ConfigFacts, EventPlan, PortPlan, Tables } from './tables.js';
-import { oneKeyShape } from '../../core/store.js';
 
 /**
  * A client's mistake, thrown inside the planner and turned into a TransactionResult by the writer. Deliberately
@@ -754,4 +752,3 @@ export function configFacts(config: TaskConfigT): ConfigFacts {
   return { role: text(job.role), environment: text(job.environment), name: text(job.name), bucket, totals };
 }
 
-export { isIdentifier, oneKeyShape, TaskConstraint, ValueConstraintT };

@@ -406,3 +406,20 @@ test('job update events with old timestamps copy each list node at most once per
   const stamps = details.instanceEvents.map((e) => Number(e.timestampMs));
   t.deepEqual(stamps, [...stamps].sort((a, b) => a - b));
 });
+
+test('quota consumption of fractional cpus stays exact through many adds and removes', async (t) => {
+  const engine = await Engine.open({ readerThreads: 1 });
+  t.teardown(() => engine.close());
+  const keep = jobConfig('www', 'prod', 'keep', { cpus: 1 });
+  await commit(engine, txn([upsert([task('keep', keep, 0, S.RUNNING)])]));
+  for (let round = 0; round < 30; round++) {
+    const config = jobConfig('www', 'prod', `job-${round % 3}`, { cpus: 0.1 * (1 + (round % 7)) });
+    const ids = [`a-${round}`, `b-${round}`, `c-${round}`];
+    await commit(engine, txn([upsert(ids.map((id, i) => task(id, config, i, S.RUNNING)))]));
+    await commit(engine, txn([op(f.Op.DeleteTasks, make(f.DeleteTasksT, { taskIds: ids }))]));
+  }
+  const three = jobConfig('www', 'prod', 'three', { cpus: 0.1 });
+  await commit(engine, txn([upsert([0, 1, 2].map((i) => task(`t-${i}`, three, i, S.RUNNING)))]));
+  const quota = decodeQueryResponse(await engine.query(query(f.Query.QuotaQuery, make(f.QuotaQueryT, { role: 'www' }))));
+  t.is((quota.result as f.QuotaResultT).prodShared!.numCpus, 1.3);
+});

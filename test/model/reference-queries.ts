@@ -136,7 +136,10 @@ function isDedicated(constraints: readonly ConstraintT[]): boolean {
 
 function addResources(totals: ResourceTotalsT, state: State, record: TaskRecord): void {
   for (const resource of configOf(state, record.configHex).config.resources) {
-    if (resource.type === ResourceType.NUM_CPUS) totals.numCpus += resource.numCpus;
+    // In millionths, as docs/semantics.md says: the running total is always k / 10^6, so k comes back exactly.
+    if (resource.type === ResourceType.NUM_CPUS) {
+      totals.numCpus = (Math.round(totals.numCpus * 1e6) + Math.round(resource.numCpus * 1e6)) / 1e6;
+    }
     if (resource.type === ResourceType.RAM_MB) totals.ramMb += Number(resource.ramMb);
     if (resource.type === ResourceType.DISK_MB) totals.diskMb += Number(resource.diskMb);
     if (resource.type === ResourceType.NUM_GPUS) totals.numGpus += Number(resource.numGpus);

@@ -28,6 +28,7 @@ import {
   fourKeyShape, jobIndexShape, oneKeyShape, pairShape, StoreReader, taskIdShape, threeKeyShape, twoKeyShape,
 } from '../../core/store.js';
 import { AssertionError } from '../../core/assert.js';
+import { cpuUnitsPerCpu } from '../writer/plan.js';
 import { DeadlineError } from './pin.js';
 import { compareUtf8 } from '../../core/text.js';
 import { TaskResponseWriter } from './task-encoder.js';
@@ -620,7 +621,7 @@ export class QueryRunner {
       if (block === 0) return new ResourceTotalsT(0, 0, 0, 0);
       const at = (block >>> 3) + layout.aggTotalsF64 + bucket * 4;
       const f64 = this.view.f64;
-      return new ResourceTotalsT(f64[at]!, f64[at + 1]!, f64[at + 2]!, f64[at + 3]!);
+      return new ResourceTotalsT(f64[at]! / cpuUnitsPerCpu, f64[at + 1]!, f64[at + 2]!, f64[at + 3]!);
     };
     result.prodShared = totals(layout.bucketProdShared);
     result.prodDedicated = totals(layout.bucketProdDedicated);

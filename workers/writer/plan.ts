@@ -723,6 +723,9 @@ export function updateKeyStrings(key: JobUpdateKeyT | null): string[] {
   return [...jobKeyStrings(key.job), id];
 }
 
+/** Aggregates count cpus in millionths (docs/semantics.md, QuotaQuery). */
+export const cpuUnitsPerCpu = 1_000_000;
+
 /** A resource needs a known type and a finite, non-negative amount that is exact as a double (at most 2^53). */
 function checkResource(resource: ResourceT): void {
   if (resource.type < ResourceType.NUM_CPUS || resource.type > ResourceType.NUM_GPUS) {
@@ -740,7 +743,8 @@ function checkResource(resource: ResourceT): void {
 export function configFacts(config: TaskConfigT): ConfigFacts {
   const totals = new Float64Array(4);
   for (const resource of config.resources) {
-    if (resource.type === ResourceType.NUM_CPUS) totals[0]! += resource.numCpus;
+    // Cpus are summed in millionths: integer sums stay exact through any number of adds and removes.
+    if (resource.type === ResourceType.NUM_CPUS) totals[0]! += Math.round(resource.numCpus * cpuUnitsPerCpu);
     else if (resource.type === ResourceType.RAM_MB) totals[1]! += Number(resource.ramMb);
     else if (resource.type === ResourceType.DISK_MB) totals[2]! += Number(resource.diskMb);
     else if (resource.type === ResourceType.NUM_GPUS) totals[3]! += Number(resource.numGpus);

@@ -55,19 +55,6 @@ export class ArenaView {
     return this.buffer.toString('utf8', blob + 4, blob + 4 + length);
   }
 
-  /** Compares bytes with the string blob (UTF-8 byte order): negative if bytes sort first. A JS loop (see below). */
-  compareString(bytes: Uint8Array, blob: number): number {
-    const u8 = this.u8;
-    const lengthBlob = this.u32[blob >>> 2]!;
-    const length = bytes.length < lengthBlob ? bytes.length : lengthBlob;
-    for (let i = 0; i < length; i++) {
-      const x = bytes[i]!;
-      const y = u8[blob + 4 + i]!;
-      if (x !== y) return x - y;
-    }
-    return bytes.length - lengthBlob;
-  }
-
   /**
    * Compares two string blobs (UTF-8 byte order). A JS loop: for ids of tens of bytes it is several times
    * cheaper than a native Buffer.compare call.

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as flatbuffers from 'flatbuffers';
+import { text, type Text } from './text.js';
 import {
   ConstraintT, KeyValueT, LimitConstraintT, MesosFetcherUriT, MetadataT, ResourceT,
   TaskConfig, TaskConfigT, TaskConstraint, ValueConstraintT,
@@ -20,14 +21,6 @@ export interface CanonicalConfig {
 }
 
 const builder = new flatbuffers.Builder(4096);
-
-/** The object API types strings as `string | Uint8Array | null`; this engine only ever puts strings there. */
-type Text = string | Uint8Array | null | undefined;
-
-export function text(value: Text): string {
-  if (value === null || value === undefined) return '';
-  return typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
-}
 
 function compareStrings(a: Text, b: Text): number {
   const x = text(a);

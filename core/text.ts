@@ -78,3 +78,11 @@ export function compareUtf8(a: string, b: string): number {
   }
   return a.length - b.length;
 }
+
+/** The object API types strings as `string | Uint8Array | null`; empty and absent both give ''. */
+export type Text = string | Uint8Array | null | undefined;
+
+export function text(value: Text): string {
+  if (value === null || value === undefined) return '';
+  return typeof value === 'string' ? value : utf8(value);
+}

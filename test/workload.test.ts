@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import test from 'ava';
 import { decodeTransaction, encode } from '../core/codec.js';
-import { canonicalConfig, configHashBytes, decodeConfig, hashBytes, hashHex, text } from '../core/config.js';
+import { canonicalConfig, configHashBytes, decodeConfig, hashBytes, hashHex } from '../core/config.js';
+import { text } from '../core/text.js';
 import {
   ConstraintT, DeleteTasksT, KeyValueT, MesosContainerT, MetadataT, Op, PreconditionKind, PreconditionT,
   RecordTable, ResourceT, ResourceType, ScheduleStatus, TaskConfigT, TaskConstraint, TransactionT, TransitionTaskT,

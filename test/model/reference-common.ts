@@ -4,7 +4,7 @@
  * Invariants: every value here is copied from docs/semantics.md, not from the engine's code, so that the two
  * implementations stay independent; strings compare by UTF-8 bytes.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   ErrorCode, JobKeyT, JobUpdateKeyT, ScheduleStatus,
 } from '../../core/fbs/strata.js';

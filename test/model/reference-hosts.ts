@@ -5,7 +5,7 @@
  * name then values, duplicates dropped), so "identical" is a plain comparison of canonical forms; an identical
  * re-save of host attributes or scheduler metadata writes nothing.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   AttributeT, HostAttributesT, HostMaintenanceRequestT, MaintenanceMode, OpResultT, QuotaT, ResourceAggregateT,
   RemoveMaintenanceRequestT, RemoveQuotaT, ResourceType, SaveHostAttributesT, SaveMaintenanceRequestT, SaveQuotaT,

@@ -4,7 +4,7 @@
  * reference per InstanceTaskConfig (initial_state in order, then desired_state); replacing an update keeps its
  * events; events stay ordered by timestamp, equal timestamps in insertion order.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   CronCollisionPolicy, InstanceTaskConfigT, JobConfigurationT, JobInstanceUpdateEventT, JobUpdateAction,
   JobUpdateDetailsT, JobUpdateEventT, JobUpdateInstructionsT, JobUpdateStatus, JobUpdateSummaryT, JobUpdateT,

@@ -4,7 +4,7 @@
  * copy them (ReferenceModel.query round-trips the whole response through FlatBuffers); orders and paging are
  * those of docs/semantics.md, strings in UTF-8 byte order.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   ConfigDetail, CronJobsQueryT, CronJobsResultT, HostAttributesQueryT, HostAttributesResultT, JobConfigurationT,
   JobKeysQueryT, JobKeysResultT, JobStatsT, JobSummaryQueryT, JobSummaryResultT, JobSummaryT, JobKeyT,

@@ -5,7 +5,7 @@
  * lookup); a stored task never has its inline config, and holds a counted reference to its config;
  * create_revision survives replacement.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   AssignedTaskT, DeleteTasksT, ErrorCode, OpResultT, PortT, ScheduledTaskT, TaskEventT, TransitionTaskT,
   UpsertTasksT,

@@ -5,7 +5,7 @@
  * one OpResult per operation; nothing outside the working copy is touched; a precondition is judged against the
  * state before the first operation.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   DeleteTasksT, ErrorCode, OperationT, Op, OpResultT, PreconditionKind, PreconditionT, RecordTable,
   ScheduleStatus, TransactionT, TransitionTaskT, UpsertTasksT,

@@ -4,7 +4,7 @@
  * ROLLING_FORWARD; created: the first update event's timestamp; last modified: the greater of the last update
  * event's and the last instance event's timestamps; 0 when there are none).
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   JobUpdateDetailsT, JobUpdateQueryT, JobUpdateStateT, JobUpdateStatus, JobUpdateSummaryT, JobUpdateT,
   JobUpdatesResultT,

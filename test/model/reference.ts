@@ -51,7 +51,7 @@
  *     attributes' slave_id.
  * 14. A failed transaction's result has revision 0 and no ops (schema.fbs); error.revision is the current one.
  */
-import { text } from '../../core/config.js';
+import { text } from '../../core/text.js';
 import {
   decodeQueryRequest, decodeQueryResponse, decodeTransaction, decodeTransactionResult, encode,
 } from '../../core/codec.js';

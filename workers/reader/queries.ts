@@ -30,7 +30,7 @@ import {
 import { AssertionError } from '../../core/assert.js';
 import { cpuUnitsPerCpu } from '../writer/plan.js';
 import { DeadlineError } from './pin.js';
-import { compareUtf8 } from '../../core/text.js';
+import { compareUtf8, text } from '../../core/text.js';
 import { TaskResponseWriter } from './task-encoder.js';
 
 export class QueryError extends Error {
@@ -44,11 +44,6 @@ export class QueryError extends Error {
 const invalid = (message: string) => new QueryError(ErrorCode.INVALID_ARGUMENT, message);
 const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
 
-function str(value: string | Uint8Array | null): string {
-  if (value === null) return '';
-  return typeof value === 'string' ? value : Buffer.from(value).toString('utf8');
-}
-
 
 function checkPaging(offset: number, limit: number): void {
   if (offset < 0 || limit < 0) throw invalid('offset and limit must be >= 0');
@@ -56,7 +51,7 @@ function checkPaging(offset: number, limit: number): void {
 
 /** Whether a TaskQuery restricts nothing (Aurora's Query.unscoped(): a role of only whitespace is no role). */
 function unrestricted(q: TaskQuery): boolean {
-  return str(q.role()).trim() === '' && str(q.environment()) === '' && str(q.jobName()) === '' &&
+  return text(q.role()).trim() === '' && text(q.environment()) === '' && text(q.jobName()) === '' &&
     q.taskIdsLength() === 0 && q.statusesLength() === 0 && q.instanceIdsLength() === 0 &&
     q.slaveHostsLength() === 0 && q.jobKeysLength() === 0;
 }
@@ -247,21 +242,21 @@ export class QueryRunner {
       const seen = new Set<string>();
       for (let i = 0; i < q.jobKeysLength(); i++) {
         const job = q.jobKeys(i)!;
-        const ids = [store.stringId(str(job.role())), store.stringId(str(job.environment())),
-          store.stringId(str(job.name()))];
+        const ids = [store.stringId(text(job.role())), store.stringId(text(job.environment())),
+          store.stringId(text(job.name()))];
         const key = ids.join(',');
         if (!ids.includes(0) && !seen.has(key)) this.scanJobIndex(ids, rows);
         seen.add(key);
       }
       return false;
     }
-    const role = str(q.role());
+    const role = text(q.role());
     if (role.trim() !== '') {
       const ids = [store.stringId(role)];
-      const env = str(q.environment());
+      const env = text(q.environment());
       if (env !== '') {
         ids.push(store.stringId(env));
-        const name = str(q.jobName());
+        const name = text(q.jobName());
         if (name !== '') ids.push(store.stringId(name));
       }
       if (!ids.includes(0)) this.scanJobIndex(ids, rows);
@@ -270,7 +265,7 @@ export class QueryRunner {
     if (q.slaveHostsLength() > 0) {
       const seen = new Set<number>();
       for (let i = 0; i < q.slaveHostsLength(); i++) {
-        const host = store.stringId(str(q.slaveHosts(i)));
+        const host = store.stringId(text(q.slaveHosts(i)));
         if (host !== 0 && !seen.has(host)) this.scanPairs(layout.rootHostIndexWord, host, rows);
         seen.add(host);
       }
@@ -332,11 +327,11 @@ export class QueryRunner {
   private filter(q: TaskQuery): TaskFilter | null {
     const store = this.store;
     const filter: TaskFilter = { role: -1, env: -1, name: -1, statuses: null, instances: null, hosts: null, jobs: null };
-    const role = str(q.role());
+    const role = text(q.role());
     if (role.trim() !== '') filter.role = store.stringId(role);
-    const env = str(q.environment());
+    const env = text(q.environment());
     if (env !== '') filter.env = store.stringId(env);
-    const name = str(q.jobName());
+    const name = text(q.jobName());
     if (name !== '') filter.name = store.stringId(name);
     if (filter.role === 0 || filter.env === 0 || filter.name === 0) return null;
     if (q.statusesLength() > 0) {
@@ -349,15 +344,15 @@ export class QueryRunner {
     if (q.instanceIdsLength() > 0) filter.instances = new Set(q.instanceIdsArray()!);
     if (q.slaveHostsLength() > 0) {
       filter.hosts = new Set();
-      for (let i = 0; i < q.slaveHostsLength(); i++) filter.hosts.add(store.stringId(str(q.slaveHosts(i))));
+      for (let i = 0; i < q.slaveHostsLength(); i++) filter.hosts.add(store.stringId(text(q.slaveHosts(i))));
       filter.hosts.delete(0);
     }
     if (q.jobKeysLength() > 0) {
       filter.jobs = new Set();
       for (let i = 0; i < q.jobKeysLength(); i++) {
         const job = q.jobKeys(i)!;
-        filter.jobs.add(`${store.stringId(str(job.role()))},${store.stringId(str(job.environment()))},` +
-          `${store.stringId(str(job.name()))}`);
+        filter.jobs.add(`${store.stringId(text(job.role()))},${store.stringId(text(job.environment()))},` +
+          `${store.stringId(text(job.name()))}`);
       }
     }
     return filter;
@@ -490,7 +485,7 @@ export class QueryRunner {
   }
 
   private roleFilter(value: string | Uint8Array | null): number {
-    const role = str(value);
+    const role = text(value);
     if (role === '') return -1;
     return this.store.stringId(role);
   }
@@ -607,7 +602,7 @@ export class QueryRunner {
   }
 
   private quota(q: QuotaQuery): flatbuffers.Offset {
-    const role = str(q.role());
+    const role = text(q.role());
     if (role === '') throw invalid('QuotaQuery needs a role');
     const id = this.store.stringId(role);
     const result = new QuotaResultT(role);
@@ -646,8 +641,8 @@ export class QueryRunner {
     if (role !== 0) {
       this.scanTree(layout.rootCronWord, 3, role, (words, blob) => {
         const key = words.map((id) => this.store.stringOf(id));
-        if (jobKey !== null && (key[0] !== str(jobKey.role) || key[1] !== str(jobKey.environment) ||
-          key[2] !== str(jobKey.name))) return;
+        if (jobKey !== null && (key[0] !== text(jobKey.role) || key[1] !== text(jobKey.environment) ||
+          key[2] !== text(jobKey.name))) return;
         jobs.push({ key, job: this.cronJob(blob) });
       });
     }
@@ -669,7 +664,7 @@ export class QueryRunner {
     }
     const key = q.key()?.unpack() ?? null;
     const jobKey = q.jobKey()?.unpack() ?? null;
-    const user = str(q.user());
+    const user = text(q.user());
     const role = this.roleFilter(q.role());
     const found: { key: string[]; details: JobUpdateDetailsT; modified: bigint }[] = [];
     if (role !== 0) {
@@ -679,7 +674,7 @@ export class QueryRunner {
         if (jobKey !== null && !sameJob(k, jobKey)) return;
         const details = this.updateDetails(record);
         const summary = details.update!.summary!;
-        if (user !== '' && str(summary.user) !== user) return;
+        if (user !== '' && text(summary.user) !== user) return;
         if (statuses !== null && !statuses.has(summary.state!.status)) return;
         found.push({ key: k, details, modified: summary.state!.lastModifiedTimestampMs });
       });
@@ -749,7 +744,7 @@ export class QueryRunner {
   }
 
   private hosts(q: HostAttributesQuery): flatbuffers.Offset {
-    const found = this.hostBlobs(layout.rootHostAttributesWord, q.hostsLength(), (i) => str(q.hosts(i)));
+    const found = this.hostBlobs(layout.rootHostAttributesWord, q.hostsLength(), (i) => text(q.hosts(i)));
     return new HostAttributesResultT(found.map(({ blob }) => {
       const host = HostAttributes.getRootAsHostAttributes(new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
       host.modRevision = BigInt(this.store.blobRevision(blob));
@@ -758,7 +753,7 @@ export class QueryRunner {
   }
 
   private maintenance(q: MaintenanceQuery): flatbuffers.Offset {
-    const found = this.hostBlobs(layout.rootMaintenanceWord, q.hostsLength(), (i) => str(q.hosts(i)));
+    const found = this.hostBlobs(layout.rootMaintenanceWord, q.hostsLength(), (i) => text(q.hosts(i)));
     return new MaintenanceResultT(found.map(({ blob }) => {
       const request = HostMaintenanceRequest.getRootAsHostMaintenanceRequest(
         new flatbuffers.ByteBuffer(this.store.blobBytes(blob).slice())).unpack();
@@ -834,9 +829,9 @@ function compareKeys(a: string[], b: string[]): number {
 }
 
 function sameJob(key: string[], job: JobKeyT): boolean {
-  return key[0] === str(job.role) && key[1] === str(job.environment) && key[2] === str(job.name);
+  return key[0] === text(job.role) && key[1] === text(job.environment) && key[2] === text(job.name);
 }
 
 function sameUpdateKey(key: string[], updateKey: { job: JobKeyT | null; id: string | Uint8Array | null }): boolean {
-  return updateKey.job !== null && sameJob(key, updateKey.job) && key[3] === str(updateKey.id);
+  return updateKey.job !== null && sameJob(key, updateKey.job) && key[3] === text(updateKey.id);
 }

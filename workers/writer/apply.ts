@@ -15,10 +15,10 @@ import { fourKeyShape, oneKeyShape, threeKeyShape } from '../../core/store.js';
 import {
   opDeleteTasks, opInstanceEvent, opRemoveCron, opRemoveMaintenance, opRemoveQuota, opRemoveUpdates, opSaveCron,
   opSaveHosts, opSaveMaintenance, opSaveQuota, opSaveScheduler, opSaveUpdate, opTransition, opUpdateEvent,
-  opUpsertTasks, text, type ConfigSource, type OpPlan, type TaskPlan, type TransitionPlan,
+  opUpsertTasks, type ConfigSource, type OpPlan, type TaskPlan, type TransitionPlan,
 } from './plan.js';
 import type { ConfigInfo, EventPlan, PortPlan, Tables } from './tables.js';
-import { compareUtf8 } from '../../core/text.js';
+import { compareUtf8, text } from '../../core/text.js';
 
 export interface OpOutcome { noop: boolean; count: number; changed: boolean[] | null }
 

@@ -21,7 +21,7 @@ import {
 import * as limits from '../../core/limits.js';
 import * as layout from '../../core/layout.js';
 import { isLegalTransition, isStatus, statusValueMax } from '../../core/status.js';
-import { isIdentifierString, isText, utf8 } from '../../core/text.js';
+import { isIdentifierString, isText, text, utf8 } from '../../core/text.js';
 import { configHashBytes } from '../../core/config.js';
 import type { ConfigFacts, EventPlan, PortPlan, Tables } from './tables.js';
 
@@ -701,11 +701,6 @@ export class Planner {
 }
 
 // --------------------------------------------------------------------------------------------------------------
-
-export function text(value: string | Uint8Array | null | undefined): string {
-  if (value === null || value === undefined) return '';
-  return typeof value === 'string' ? value : utf8(value);
-}
 
 export function jobKeyStrings(key: JobKeyT | null): string[] {
   if (key === null) throw invalid('a job key is needed');

@@ -6,12 +6,14 @@
  * a QueryRequest of every Query member decode to what was encoded.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { decodeQueryBatch, decodeQueryRequest, decodeTransaction, encode } from '../core/codec.js';
+import { schemaHashHex } from '../core/fbs/schema-hash.js';
 import {
   AppcImageT, AttributeT, BatchJobUpdateStrategyT, ConfigDetail, ConstraintT, Container, CoordinatorSlaPolicyT,
   CountSlaPolicyT, CronCollisionPolicy, CronJobsQueryT, DeleteTasksT, DockerContainerT,
@@ -58,6 +60,11 @@ test('core/fbs/strata.ts is what flatc generates from schema.fbs', (t) => {
   } finally {
     rmSync(out, { recursive: true, force: true });
   }
+});
+
+test('core/fbs/schema-hash.ts is the SHA-256 of schema.fbs (data file headers carry it)', (t) => {
+  const hash = createHash('sha256').update(readFileSync(join(root, 'schema.fbs'))).digest('hex');
+  t.is(schemaHashHex, hash, 'core/fbs/schema-hash.ts is stale: run npm run gen and commit the result');
 });
 
 // ---------------------------------------------------------------------------------------------------------------

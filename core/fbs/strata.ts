@@ -11383,3 +11383,953 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 }
 
+/**
+ * One committed transaction in the log. Exactly one of `transaction` and `transition` is set.
+ * transaction: the transaction as the writer re-executes it on replay; a config that was already stored when
+ *   it committed is replaced by its config_hash (a config is logged once, when first stored).
+ * transition: the compact form of a transaction made of exactly one TransitionTask and no preconditions
+ *   (the delta: task id, new status, event), with its idempotency key, if any, beside it.
+ * noop: the transaction changed nothing (logged for its idempotency key); it does not take a revision.
+ */
+export class LogEntry {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):LogEntry {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsLogEntry(bb:flatbuffers.ByteBuffer, obj?:LogEntry):LogEntry {
+  return (obj || new LogEntry()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsLogEntry(bb:flatbuffers.ByteBuffer, obj?:LogEntry):LogEntry {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new LogEntry()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+transaction(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+transactionLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+transactionArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+idempotency(obj?:IdempotencyKey):IdempotencyKey|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? (obj || new IdempotencyKey()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+transition(obj?:TransitionTask):TransitionTask|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? (obj || new TransitionTask()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+noop():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+static startLogEntry(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addTransaction(builder:flatbuffers.Builder, transactionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, transactionOffset, 0);
+}
+
+static createTransactionVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTransactionVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static addIdempotency(builder:flatbuffers.Builder, idempotencyOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, idempotencyOffset, 0);
+}
+
+static addTransition(builder:flatbuffers.Builder, transitionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, transitionOffset, 0);
+}
+
+static addNoop(builder:flatbuffers.Builder, noop:boolean) {
+  builder.addFieldInt8(3, +noop, +false);
+}
+
+static endLogEntry(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): LogEntryT {
+  return new LogEntryT(
+    this.bb!.createScalarList(this.transaction.bind(this), this.transactionLength()),
+    (this.idempotency() !== null ? this.idempotency()!.unpack() : null),
+    (this.transition() !== null ? this.transition()!.unpack() : null),
+    this.noop()
+  );
+}
+
+
+unpackTo(_o: LogEntryT): void {
+  _o.transaction = this.bb!.createScalarList(this.transaction.bind(this), this.transactionLength());
+  _o.idempotency = (this.idempotency() !== null ? this.idempotency()!.unpack() : null);
+  _o.transition = (this.transition() !== null ? this.transition()!.unpack() : null);
+  _o.noop = this.noop();
+}
+}
+
+export class LogEntryT {
+constructor(
+  public transaction: (number)[] = [],
+  public idempotency: IdempotencyKeyT|null = null,
+  public transition: TransitionTaskT|null = null,
+  public noop: boolean = false
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const transaction = LogEntry.createTransactionVector(builder, this.transaction);
+  const idempotency = (this.idempotency !== null ? this.idempotency!.pack(builder) : 0);
+  const transition = (this.transition !== null ? this.transition!.pack(builder) : 0);
+
+  LogEntry.startLogEntry(builder);
+  LogEntry.addTransaction(builder, transaction);
+  LogEntry.addIdempotency(builder, idempotency);
+  LogEntry.addTransition(builder, transition);
+  LogEntry.addNoop(builder, this.noop);
+
+  return LogEntry.endLogEntry(builder);
+}
+}
+
+/**
+ * The payload of a GROUP record: the logged transactions of one commit group, in commit order. Entry i's
+ * revision is first_revision plus the number of entries before it that are not noop.
+ * term: the leader epoch that wrote the group (0 until replication exists).
+ */
+export class LogGroup {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):LogGroup {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsLogGroup(bb:flatbuffers.ByteBuffer, obj?:LogGroup):LogGroup {
+  return (obj || new LogGroup()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsLogGroup(bb:flatbuffers.ByteBuffer, obj?:LogGroup):LogGroup {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new LogGroup()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+firstRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+term():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+entries(index: number, obj?:LogEntry):LogEntry|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? (obj || new LogEntry()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+entriesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startLogGroup(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addFirstRevision(builder:flatbuffers.Builder, firstRevision:bigint) {
+  builder.addFieldInt64(0, firstRevision, BigInt('0'));
+}
+
+static addTerm(builder:flatbuffers.Builder, term:bigint) {
+  builder.addFieldInt64(1, term, BigInt('0'));
+}
+
+static addEntries(builder:flatbuffers.Builder, entriesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, entriesOffset, 0);
+}
+
+static createEntriesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startEntriesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endLogGroup(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createLogGroup(builder:flatbuffers.Builder, firstRevision:bigint, term:bigint, entriesOffset:flatbuffers.Offset):flatbuffers.Offset {
+  LogGroup.startLogGroup(builder);
+  LogGroup.addFirstRevision(builder, firstRevision);
+  LogGroup.addTerm(builder, term);
+  LogGroup.addEntries(builder, entriesOffset);
+  return LogGroup.endLogGroup(builder);
+}
+
+unpack(): LogGroupT {
+  return new LogGroupT(
+    this.firstRevision(),
+    this.term(),
+    this.bb!.createObjList(this.entries.bind(this), this.entriesLength())
+  );
+}
+
+
+unpackTo(_o: LogGroupT): void {
+  _o.firstRevision = this.firstRevision();
+  _o.term = this.term();
+  _o.entries = this.bb!.createObjList(this.entries.bind(this), this.entriesLength());
+}
+}
+
+export class LogGroupT {
+constructor(
+  public firstRevision: bigint = BigInt('0'),
+  public term: bigint = BigInt('0'),
+  public entries: (LogEntryT)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const entries = LogGroup.createEntriesVector(builder, builder.createObjectOffsetList(this.entries));
+
+  return LogGroup.createLogGroup(builder,
+    this.firstRevision,
+    this.term,
+    entries
+  );
+}
+}
+
+/**
+ * A remembered idempotency outcome: (client_id, sequence) -> the encoded TransactionResult first returned.
+ */
+export class IdempotencyEntry {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):IdempotencyEntry {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsIdempotencyEntry(bb:flatbuffers.ByteBuffer, obj?:IdempotencyEntry):IdempotencyEntry {
+  return (obj || new IdempotencyEntry()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsIdempotencyEntry(bb:flatbuffers.ByteBuffer, obj?:IdempotencyEntry):IdempotencyEntry {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new IdempotencyEntry()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+clientId():string|null
+clientId(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+clientId(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+sequence():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint64(this.bb_pos + offset) : BigInt('0');
+}
+
+result(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+resultLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+resultArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startIdempotencyEntry(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addClientId(builder:flatbuffers.Builder, clientIdOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, clientIdOffset, 0);
+}
+
+static addSequence(builder:flatbuffers.Builder, sequence:bigint) {
+  builder.addFieldInt64(1, sequence, BigInt('0'));
+}
+
+static addResult(builder:flatbuffers.Builder, resultOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, resultOffset, 0);
+}
+
+static createResultVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startResultVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endIdempotencyEntry(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createIdempotencyEntry(builder:flatbuffers.Builder, clientIdOffset:flatbuffers.Offset, sequence:bigint, resultOffset:flatbuffers.Offset):flatbuffers.Offset {
+  IdempotencyEntry.startIdempotencyEntry(builder);
+  IdempotencyEntry.addClientId(builder, clientIdOffset);
+  IdempotencyEntry.addSequence(builder, sequence);
+  IdempotencyEntry.addResult(builder, resultOffset);
+  return IdempotencyEntry.endIdempotencyEntry(builder);
+}
+
+unpack(): IdempotencyEntryT {
+  return new IdempotencyEntryT(
+    this.clientId(),
+    this.sequence(),
+    this.bb!.createScalarList(this.result.bind(this), this.resultLength())
+  );
+}
+
+
+unpackTo(_o: IdempotencyEntryT): void {
+  _o.clientId = this.clientId();
+  _o.sequence = this.sequence();
+  _o.result = this.bb!.createScalarList(this.result.bind(this), this.resultLength());
+}
+}
+
+export class IdempotencyEntryT {
+constructor(
+  public clientId: string|Uint8Array|null = null,
+  public sequence: bigint = BigInt('0'),
+  public result: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const clientId = (this.clientId !== null ? builder.createString(this.clientId!) : 0);
+  const result = IdempotencyEntry.createResultVector(builder, this.result);
+
+  return IdempotencyEntry.createIdempotencyEntry(builder,
+    clientId,
+    this.sequence,
+    result
+  );
+}
+}
+
+/**
+ * The payload of one snapshot chunk. A snapshot holds every record of one revision: configs (each once,
+ * with its reference count), then tasks, cron jobs, job updates, quotas, hosts, maintenance requests and
+ * the scheduler metadata, then the idempotency window (oldest first). Records carry their mod_revision
+ * (and tasks their create_revision); tasks, cron jobs and updates name configs by config_hash.
+ */
+export class SnapshotChunk {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SnapshotChunk {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSnapshotChunk(bb:flatbuffers.ByteBuffer, obj?:SnapshotChunk):SnapshotChunk {
+  return (obj || new SnapshotChunk()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSnapshotChunk(bb:flatbuffers.ByteBuffer, obj?:SnapshotChunk):SnapshotChunk {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SnapshotChunk()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+configs(index: number, obj?:StoredConfig):StoredConfig|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? (obj || new StoredConfig()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+configsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+configRefs(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb!.__vector(this.bb_pos + offset) + index * 4) : 0;
+}
+
+configRefsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+configRefsArray():Uint32Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? new Uint32Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+tasks(index: number, obj?:ScheduledTask):ScheduledTask|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? (obj || new ScheduledTask()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+tasksLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+cronJobs(index: number, obj?:JobConfiguration):JobConfiguration|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? (obj || new JobConfiguration()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+cronJobsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+jobUpdates(index: number, obj?:JobUpdateDetails):JobUpdateDetails|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new JobUpdateDetails()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+jobUpdatesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+quotas(index: number, obj?:Quota):Quota|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? (obj || new Quota()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+quotasLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+hosts(index: number, obj?:HostAttributes):HostAttributes|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? (obj || new HostAttributes()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+hostsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+maintenance(index: number, obj?:HostMaintenanceRequest):HostMaintenanceRequest|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? (obj || new HostMaintenanceRequest()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+maintenanceLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+scheduler(obj?:SchedulerMetadata):SchedulerMetadata|null {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? (obj || new SchedulerMetadata()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+idempotency(index: number, obj?:IdempotencyEntry):IdempotencyEntry|null {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? (obj || new IdempotencyEntry()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+idempotencyLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startSnapshotChunk(builder:flatbuffers.Builder) {
+  builder.startObject(10);
+}
+
+static addConfigs(builder:flatbuffers.Builder, configsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, configsOffset, 0);
+}
+
+static createConfigsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startConfigsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addConfigRefs(builder:flatbuffers.Builder, configRefsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, configRefsOffset, 0);
+}
+
+static createConfigRefsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array):flatbuffers.Offset;
+/**
+ * @deprecated This Uint8Array overload will be removed in the future.
+ */
+static createConfigRefsVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset;
+static createConfigRefsVector(builder:flatbuffers.Builder, data:number[]|Uint32Array|Uint8Array):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt32(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startConfigRefsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addTasks(builder:flatbuffers.Builder, tasksOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, tasksOffset, 0);
+}
+
+static createTasksVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTasksVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addCronJobs(builder:flatbuffers.Builder, cronJobsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, cronJobsOffset, 0);
+}
+
+static createCronJobsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startCronJobsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addJobUpdates(builder:flatbuffers.Builder, jobUpdatesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, jobUpdatesOffset, 0);
+}
+
+static createJobUpdatesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startJobUpdatesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addQuotas(builder:flatbuffers.Builder, quotasOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, quotasOffset, 0);
+}
+
+static createQuotasVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startQuotasVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addHosts(builder:flatbuffers.Builder, hostsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, hostsOffset, 0);
+}
+
+static createHostsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startHostsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addMaintenance(builder:flatbuffers.Builder, maintenanceOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, maintenanceOffset, 0);
+}
+
+static createMaintenanceVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMaintenanceVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addScheduler(builder:flatbuffers.Builder, schedulerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, schedulerOffset, 0);
+}
+
+static addIdempotency(builder:flatbuffers.Builder, idempotencyOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, idempotencyOffset, 0);
+}
+
+static createIdempotencyVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startIdempotencyVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endSnapshotChunk(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): SnapshotChunkT {
+  return new SnapshotChunkT(
+    this.bb!.createObjList(this.configs.bind(this), this.configsLength()),
+    this.bb!.createScalarList(this.configRefs.bind(this), this.configRefsLength()),
+    this.bb!.createObjList(this.tasks.bind(this), this.tasksLength()),
+    this.bb!.createObjList(this.cronJobs.bind(this), this.cronJobsLength()),
+    this.bb!.createObjList(this.jobUpdates.bind(this), this.jobUpdatesLength()),
+    this.bb!.createObjList(this.quotas.bind(this), this.quotasLength()),
+    this.bb!.createObjList(this.hosts.bind(this), this.hostsLength()),
+    this.bb!.createObjList(this.maintenance.bind(this), this.maintenanceLength()),
+    (this.scheduler() !== null ? this.scheduler()!.unpack() : null),
+    this.bb!.createObjList(this.idempotency.bind(this), this.idempotencyLength())
+  );
+}
+
+
+unpackTo(_o: SnapshotChunkT): void {
+  _o.configs = this.bb!.createObjList(this.configs.bind(this), this.configsLength());
+  _o.configRefs = this.bb!.createScalarList(this.configRefs.bind(this), this.configRefsLength());
+  _o.tasks = this.bb!.createObjList(this.tasks.bind(this), this.tasksLength());
+  _o.cronJobs = this.bb!.createObjList(this.cronJobs.bind(this), this.cronJobsLength());
+  _o.jobUpdates = this.bb!.createObjList(this.jobUpdates.bind(this), this.jobUpdatesLength());
+  _o.quotas = this.bb!.createObjList(this.quotas.bind(this), this.quotasLength());
+  _o.hosts = this.bb!.createObjList(this.hosts.bind(this), this.hostsLength());
+  _o.maintenance = this.bb!.createObjList(this.maintenance.bind(this), this.maintenanceLength());
+  _o.scheduler = (this.scheduler() !== null ? this.scheduler()!.unpack() : null);
+  _o.idempotency = this.bb!.createObjList(this.idempotency.bind(this), this.idempotencyLength());
+}
+}
+
+export class SnapshotChunkT {
+constructor(
+  public configs: (StoredConfigT)[] = [],
+  public configRefs: (number)[] = [],
+  public tasks: (ScheduledTaskT)[] = [],
+  public cronJobs: (JobConfigurationT)[] = [],
+  public jobUpdates: (JobUpdateDetailsT)[] = [],
+  public quotas: (QuotaT)[] = [],
+  public hosts: (HostAttributesT)[] = [],
+  public maintenance: (HostMaintenanceRequestT)[] = [],
+  public scheduler: SchedulerMetadataT|null = null,
+  public idempotency: (IdempotencyEntryT)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const configs = SnapshotChunk.createConfigsVector(builder, builder.createObjectOffsetList(this.configs));
+  const configRefs = SnapshotChunk.createConfigRefsVector(builder, this.configRefs);
+  const tasks = SnapshotChunk.createTasksVector(builder, builder.createObjectOffsetList(this.tasks));
+  const cronJobs = SnapshotChunk.createCronJobsVector(builder, builder.createObjectOffsetList(this.cronJobs));
+  const jobUpdates = SnapshotChunk.createJobUpdatesVector(builder, builder.createObjectOffsetList(this.jobUpdates));
+  const quotas = SnapshotChunk.createQuotasVector(builder, builder.createObjectOffsetList(this.quotas));
+  const hosts = SnapshotChunk.createHostsVector(builder, builder.createObjectOffsetList(this.hosts));
+  const maintenance = SnapshotChunk.createMaintenanceVector(builder, builder.createObjectOffsetList(this.maintenance));
+  const scheduler = (this.scheduler !== null ? this.scheduler!.pack(builder) : 0);
+  const idempotency = SnapshotChunk.createIdempotencyVector(builder, builder.createObjectOffsetList(this.idempotency));
+
+  SnapshotChunk.startSnapshotChunk(builder);
+  SnapshotChunk.addConfigs(builder, configs);
+  SnapshotChunk.addConfigRefs(builder, configRefs);
+  SnapshotChunk.addTasks(builder, tasks);
+  SnapshotChunk.addCronJobs(builder, cronJobs);
+  SnapshotChunk.addJobUpdates(builder, jobUpdates);
+  SnapshotChunk.addQuotas(builder, quotas);
+  SnapshotChunk.addHosts(builder, hosts);
+  SnapshotChunk.addMaintenance(builder, maintenance);
+  SnapshotChunk.addScheduler(builder, scheduler);
+  SnapshotChunk.addIdempotency(builder, idempotency);
+
+  return SnapshotChunk.endSnapshotChunk(builder);
+}
+}
+
+/**
+ * The last chunk of a snapshot: what it holds, for checking after the load.
+ */
+export class SnapshotEnd {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SnapshotEnd {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSnapshotEnd(bb:flatbuffers.ByteBuffer, obj?:SnapshotEnd):SnapshotEnd {
+  return (obj || new SnapshotEnd()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSnapshotEnd(bb:flatbuffers.ByteBuffer, obj?:SnapshotEnd):SnapshotEnd {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SnapshotEnd()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+term():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+createdMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+configs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+tasks():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+cronJobs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+jobUpdates():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+quotas():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+hosts():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+maintenance():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+idempotency():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startSnapshotEnd(builder:flatbuffers.Builder) {
+  builder.startObject(11);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(0, revision, BigInt('0'));
+}
+
+static addTerm(builder:flatbuffers.Builder, term:bigint) {
+  builder.addFieldInt64(1, term, BigInt('0'));
+}
+
+static addCreatedMs(builder:flatbuffers.Builder, createdMs:bigint) {
+  builder.addFieldInt64(2, createdMs, BigInt('0'));
+}
+
+static addConfigs(builder:flatbuffers.Builder, configs:bigint) {
+  builder.addFieldInt64(3, configs, BigInt('0'));
+}
+
+static addTasks(builder:flatbuffers.Builder, tasks:bigint) {
+  builder.addFieldInt64(4, tasks, BigInt('0'));
+}
+
+static addCronJobs(builder:flatbuffers.Builder, cronJobs:bigint) {
+  builder.addFieldInt64(5, cronJobs, BigInt('0'));
+}
+
+static addJobUpdates(builder:flatbuffers.Builder, jobUpdates:bigint) {
+  builder.addFieldInt64(6, jobUpdates, BigInt('0'));
+}
+
+static addQuotas(builder:flatbuffers.Builder, quotas:bigint) {
+  builder.addFieldInt64(7, quotas, BigInt('0'));
+}
+
+static addHosts(builder:flatbuffers.Builder, hosts:bigint) {
+  builder.addFieldInt64(8, hosts, BigInt('0'));
+}
+
+static addMaintenance(builder:flatbuffers.Builder, maintenance:bigint) {
+  builder.addFieldInt64(9, maintenance, BigInt('0'));
+}
+
+static addIdempotency(builder:flatbuffers.Builder, idempotency:bigint) {
+  builder.addFieldInt64(10, idempotency, BigInt('0'));
+}
+
+static endSnapshotEnd(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createSnapshotEnd(builder:flatbuffers.Builder, revision:bigint, term:bigint, createdMs:bigint, configs:bigint, tasks:bigint, cronJobs:bigint, jobUpdates:bigint, quotas:bigint, hosts:bigint, maintenance:bigint, idempotency:bigint):flatbuffers.Offset {
+  SnapshotEnd.startSnapshotEnd(builder);
+  SnapshotEnd.addRevision(builder, revision);
+  SnapshotEnd.addTerm(builder, term);
+  SnapshotEnd.addCreatedMs(builder, createdMs);
+  SnapshotEnd.addConfigs(builder, configs);
+  SnapshotEnd.addTasks(builder, tasks);
+  SnapshotEnd.addCronJobs(builder, cronJobs);
+  SnapshotEnd.addJobUpdates(builder, jobUpdates);
+  SnapshotEnd.addQuotas(builder, quotas);
+  SnapshotEnd.addHosts(builder, hosts);
+  SnapshotEnd.addMaintenance(builder, maintenance);
+  SnapshotEnd.addIdempotency(builder, idempotency);
+  return SnapshotEnd.endSnapshotEnd(builder);
+}
+
+unpack(): SnapshotEndT {
+  return new SnapshotEndT(
+    this.revision(),
+    this.term(),
+    this.createdMs(),
+    this.configs(),
+    this.tasks(),
+    this.cronJobs(),
+    this.jobUpdates(),
+    this.quotas(),
+    this.hosts(),
+    this.maintenance(),
+    this.idempotency()
+  );
+}
+
+
+unpackTo(_o: SnapshotEndT): void {
+  _o.revision = this.revision();
+  _o.term = this.term();
+  _o.createdMs = this.createdMs();
+  _o.configs = this.configs();
+  _o.tasks = this.tasks();
+  _o.cronJobs = this.cronJobs();
+  _o.jobUpdates = this.jobUpdates();
+  _o.quotas = this.quotas();
+  _o.hosts = this.hosts();
+  _o.maintenance = this.maintenance();
+  _o.idempotency = this.idempotency();
+}
+}
+
+export class SnapshotEndT {
+constructor(
+  public revision: bigint = BigInt('0'),
+  public term: bigint = BigInt('0'),
+  public createdMs: bigint = BigInt('0'),
+  public configs: bigint = BigInt('0'),
+  public tasks: bigint = BigInt('0'),
+  public cronJobs: bigint = BigInt('0'),
+  public jobUpdates: bigint = BigInt('0'),
+  public quotas: bigint = BigInt('0'),
+  public hosts: bigint = BigInt('0'),
+  public maintenance: bigint = BigInt('0'),
+  public idempotency: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return SnapshotEnd.createSnapshotEnd(builder,
+    this.revision,
+    this.term,
+    this.createdMs,
+    this.configs,
+    this.tasks,
+    this.cronJobs,
+    this.jobUpdates,
+    this.quotas,
+    this.hosts,
+    this.maintenance,
+    this.idempotency
+  );
+}
+}
+

@@ -156,6 +156,28 @@ export class WriterCore {
     }
   }
 
+  /**
+   * The idempotency window, oldest first, as (client id, sequence, encoded first result): what a snapshot of the
+   * published revision keeps (call it between groups, so that it matches the published revision).
+   */
+  idempotencyEntries(): { clientId: string; sequence: bigint; result: Uint8Array }[] {
+    const entries: { clientId: string; sequence: bigint; result: Uint8Array }[] = [];
+    for (let i = this.idempotencyHead; i < this.idempotencyOrder.length; i++) {
+      const key = this.idempotencyOrder[i]!;
+      const result = this.idempotency.get(key);
+      if (result === undefined) continue;
+      const split = key.indexOf('\u0000');
+      entries.push({ clientId: key.slice(0, split), sequence: BigInt(key.slice(split + 1)), result });
+    }
+    return entries;
+  }
+
+  /** Puts back a remembered outcome (a snapshot's idempotency window, oldest first), as commit() would have. */
+  restoreIdempotency(clientId: string, sequence: bigint, result: Uint8Array): void {
+    const key = `${clientId}\u0000${sequence}`;
+    if (!this.idempotency.has(key)) this.remember(key, result);
+  }
+
   /** Makes everything applied since beginGroup() visible to readers, then reclaims unreachable memory. */
   publish(): void {
     const tables = this.tables;

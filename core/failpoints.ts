@@ -1,0 +1,60 @@
+/**
+ * Named failpoints for crash and fault tests. Owner: any thread (each thread parses the variable once).
+ * No-ops unless STRATA_FAILPOINTS is set: `name=action[@N]` entries separated by commas, where the action fires
+ * on the Nth time the point is reached (default 1, then on every later hit too):
+ *   kill     the process dies at once with SIGKILL (a crash: nothing after this point happens)
+ *   eio      the I/O at this point fails with EIO
+ *   enospc   the I/O at this point fails with ENOSPC
+ *   partial  (write points only) half of the bytes are written, then SIGKILL: a torn write
+ * Example: STRATA_FAILPOINTS=log.after-write=kill@3,snapshot.before-rename=eio
+ * Points (grep `failpoint('`): log.before-write, log.partial-write, log.after-write, log.after-sync,
+ * log.segment-create, log.before-publish, snapshot.write, snapshot.before-rename, snapshot.after-rename,
+ * backup.before-rename.
+ */
+export type FailAction = 'kill' | 'eio' | 'enospc' | 'partial';
+
+interface Point { action: FailAction; at: number; hits: number }
+
+const points = new Map<string, Point>();
+const spec = process.env.STRATA_FAILPOINTS ?? '';
+for (const entry of spec.split(',')) {
+  if (entry.trim() === '') continue;
+  const match = /^([\w.-]+)=(kill|eio|enospc|partial)(?:@(\d+))?$/.exec(entry.trim());
+  if (match === null) throw new Error(`STRATA_FAILPOINTS: cannot parse ${JSON.stringify(entry)}`);
+  points.set(match[1]!, { action: match[2] as FailAction, at: Number(match[3] ?? 1), hits: 0 });
+}
+
+export const failpointsEnabled = points.size > 0;
+
+/** An error as Node's fs raises it, for an injected fault. */
+export function ioError(code: 'EIO' | 'ENOSPC', syscall: string): NodeJS.ErrnoException {
+  const error: NodeJS.ErrnoException = new Error(`${code}: injected by failpoint, ${syscall}`);
+  error.code = code;
+  error.syscall = syscall;
+  error.errno = code === 'EIO' ? -5 : -28;
+  return error;
+}
+
+/**
+ * Reaches the point `name`: returns null (nothing to do), or 'partial' for a write point that must tear its
+ * write; kills the process or throws the injected I/O error itself.
+ */
+export function failpoint(name: string): 'partial' | null {
+  if (!failpointsEnabled) return null;
+  const point = points.get(name);
+  if (point === undefined) return null;
+  point.hits++;
+  if (point.hits < point.at) return null;
+  switch (point.action) {
+    case 'kill': process.kill(process.pid, 'SIGKILL'); return null;
+    case 'eio': throw ioError('EIO', name);
+    case 'enospc': throw ioError('ENOSPC', name);
+    case 'partial': return 'partial';
+  }
+}
+
+/** SIGKILL now (after a partial write). */
+export function crashNow(): never {
+  process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable: SIGKILL');
+}

@@ -9,6 +9,7 @@
  * - A writer that dies fails every pending and later call: the engine is then unusable (fail-stop).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { mkdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -16,13 +17,18 @@ import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
 import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
-import type { CommitMessage, ResultsMessage, WriterData } from '../workers/writer/main.js';
+import { acquireLock, releaseLock } from '../core/lock.js';
+import type { CommitMessage, FatalMessage, ReadyMessage, ResultsMessage, WriterData } from '../workers/writer/main.js';
 
 export interface EngineOptions {
   readerThreads?: number;       // default: cores - 1 (the writer and the main thread share the rest), at least 1
   arenaBytesInitial?: number;
   arenaBytesMax?: number;
   pinMsMax?: number;
+  /** The data directory (log, snapshots, backups); absent: in memory only, nothing survives close. */
+  dataDir?: string;
+  /** Log segment size (default 64 MiB; tests use small ones). */
+  segmentBytes?: number;
   /** Called once when the writer dies (a bug or a full arena mid-apply): the engine is unusable after it. */
   onFailure?: (error: Error) => void;
 }
@@ -43,9 +49,12 @@ const writerFile = fileURLToPath(new URL('../workers/writer/main.js', import.met
 const readerFile = fileURLToPath(new URL('../workers/reader/main.js', import.meta.url));
 
 export class EngineError extends Error {
-  constructor(message: string) {
+  /** The writer's error code when it failed: EIO, ENOSPC, ... (I/O), FORMAT (recovery found corruption), INTERNAL. */
+  readonly code: string;
+  constructor(message: string, code = 'INTERNAL') {
     super(message);
     this.name = 'EngineError';
+    this.code = code;
   }
 }
 
@@ -67,6 +76,9 @@ export class Engine {
   private readonly onFailure: ((error: Error) => void) | undefined;
   private statsSlot: ReaderSlot | null = null;
   private readonly arenaF64: () => Float64Array;
+  private readonly dataDir: string | null;
+  /** What recovery did at open (null: in memory only). */
+  recovery: ReadyMessage['recovery'] = null;
 
   private constructor(options: EngineOptions) {
     const arenaBytesMax = options.arenaBytesMax ?? limits.arenaBytesMaxDefault;
@@ -78,6 +90,7 @@ export class Engine {
     this.control = new SharedArrayBuffer(layout.controlBytes);
     this.controlView = new Int32Array(this.control);
     this.onFailure = options.onFailure;
+    this.dataDir = options.dataDir ?? null;
     let f64: Float64Array = new Float64Array(0);
     this.arenaF64 = () => {
       if (f64.byteLength !== this.arena.byteLength) f64 = new Float64Array(this.arena, 0, this.arena.byteLength >>> 3);
@@ -87,7 +100,7 @@ export class Engine {
     this.port = channel.port1;
     const writerData: WriterData = {
       arena: this.arena, control: this.control, arenaBytesMax, pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault,
-      port: channel.port2,
+      port: channel.port2, dataDir: options.dataDir ?? null, segmentBytes: options.segmentBytes,
     };
     this.writer = new Worker(writerFile, { workerData: writerData, transferList: [channel.port2] });
     this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
@@ -100,23 +113,41 @@ export class Engine {
   }
 
   static async open(options: EngineOptions = {}): Promise<Engine> {
-    const engine = new Engine(options);
-    await engine.started();
-    return engine;
+    if (options.dataDir !== undefined) {
+      mkdirSync(options.dataDir, { recursive: true });
+      acquireLock(options.dataDir, 'stratad');
+    }
+    let engine: Engine | null = null;
+    try {
+      engine = new Engine(options);
+      await engine.started();
+      return engine;
+    } catch (error) {
+      if (engine !== null) await engine.close().catch(() => undefined);
+      else if (options.dataDir !== undefined) releaseLock(options.dataDir);
+      throw error;
+    }
   }
 
   private started(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onExit = (code: number) => this.fail(new EngineError(`the writer exited with code ${code}`));
-      this.writer.on('error', (error) => {
+      let fatal: FatalMessage | null = null;
+      const failed = (detail: string) => {
+        const error = fatal === null ? new EngineError(`the writer failed: ${detail}`) :
+          new EngineError(`the writer failed (${fatal.code}): ${fatal.message}`, fatal.code);
         this.fail(error);
         reject(error);
-      });
-      this.writer.on('exit', onExit);
+      };
+      this.writer.on('error', (error) => failed(String(error?.stack ?? error)));
+      this.writer.on('exit', (code) => failed(`it exited with code ${code}`));
       this.port.on('message', (message: { kind: string }) => {
-        if (message.kind === 'ready') resolve();
-        else if (message.kind === 'results') this.completed(message as ResultsMessage);
-        else if (message.kind === 'stats') this.settle((message as unknown as { id: number }).id, message);
+        if (message.kind === 'results') this.completed(message as ResultsMessage);
+        else if (message.kind === 'stats' || message.kind === 'closed') {
+          this.settle((message as unknown as { id: number }).id, message);
+        } else if (message.kind === 'ready') {
+          this.recovery = (message as ReadyMessage).recovery;
+          resolve();
+        } else if (message.kind === 'fatal') fatal = message as FatalMessage;
       });
     });
   }
@@ -223,12 +254,21 @@ export class Engine {
     return promise.then((message) => (message as unknown as { stats: Record<string, number> }).stats);
   }
 
+  /** Finishes the group in flight (its commits are answered), closes the log, stops the threads, unlocks. */
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.failure === null) {
+      this.flushCommits();
+      const id = this.idNext++;
+      const closed = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+      this.port.postMessage({ kind: 'close', id });
+      await closed.catch(() => undefined);
+    }
     this.closed = true;
     await this.pool.destroy();
     this.port.close();
     await this.writer.terminate();
+    if (this.dataDir !== null) releaseLock(this.dataDir);
   }
 }
 

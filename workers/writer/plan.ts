@@ -115,6 +115,8 @@ export interface Plan {
   ops: OpPlan[];
   /** An upper bound of the arena bytes applying the plan can allocate (see Planner.bytesBound). */
   bytesBound: number;
+  /** Configs given inline (occurrences): the log rewrites such a transaction to name configs by hash. */
+  inlineConfigs: number;
 }
 
 /**
@@ -149,6 +151,7 @@ export class Planner {
   private touches = 0;      // records the plan changes: each may copy a path in every tree it is in
   private newBytes = 0;     // bytes of new blobs the plan writes, where they are not bounded by the message size
   private listsCharged = new Set<string>(); // updates whose event lists are already in newBytes
+  private inlineConfigs = 0;
 
   constructor(tables: Tables) {
     this.tables = tables;
@@ -174,6 +177,7 @@ export class Planner {
     this.touches = 0;
     this.newBytes = 0;
     this.listsCharged = new Set();
+    this.inlineConfigs = 0;
     const opCount = transaction.opsLength();
     if (opCount > limits.transactionOpsMax) throw invalid(`more than ${limits.transactionOpsMax} operations`);
     const preconditionCount = transaction.preconditionsLength();
@@ -200,7 +204,8 @@ export class Planner {
         throw error;
       }
     }
-    return { clientId, sequence, ops, bytesBound: this.bytesBound(transaction.bb!.capacity()) };
+    return { clientId, sequence, ops, bytesBound: this.bytesBound(transaction.bb!.capacity()),
+      inlineConfigs: this.inlineConfigs };
   }
 
   /**
@@ -247,6 +252,7 @@ export class Planner {
   private configSource(inline: TaskConfigT | null, hash: Uint8Array | null): ConfigSource {
     if (inline !== null && hash !== null) throw invalid('a config is given both inline and by hash');
     if (inline !== null) {
+      this.inlineConfigs++;
       const source = this.canonical(inline);
       const known = this.configs.get(source.hex) ?? this.inline.get(source.hex);
       if (known !== undefined) return known;

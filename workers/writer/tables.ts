@@ -48,7 +48,12 @@ export class Tables extends StoreReader {
   readonly strings = new RadixRoot();
   taskCount = 0;
   configCount = 0;
+  configsNew: string[] = [];  // hashes of configs stored since the writer cleared it (one transaction: the log)
   revisionBuilding = 1;
+  // Restore only (workers/writer/restore.ts): when > 0, the create_revision of a task stored as new, so that a
+  // snapshot's load keeps each task's recorded revisions (it also sets revisionBuilding per record). Always 0 in
+  // commits, where a new task is created at the revision being built.
+  revisionCreate = 0;
   private readonly interned = new Map<string, InternEntry>();
   private readonly internedById: (InternEntry | undefined)[] = [];
   private readonly freeStringIds: number[] = [];
@@ -208,6 +213,7 @@ export class Tables extends StoreReader {
       return found;
     }
     assert(canonical !== null && describe !== null, 'a new config needs its canonical bytes');
+    this.configsNew.push(hex);
     const bytes = canonical.bytes;
     const blob = this.allocator.alloc(configBlobHeaderBytes + bytes.length);
     const u32 = this.view.u32;

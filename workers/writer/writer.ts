@@ -20,7 +20,9 @@ import {
 } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
+import { LogGroupBuilder } from '../../core/log-entry.js';
 import { Applier, type OpOutcome } from './apply.js';
+import { rewriteConfigs } from './log-rewrite.js';
 import { Planner, PlanError } from './plan.js';
 import { Tables } from './tables.js';
 
@@ -33,7 +35,7 @@ export interface WriterOptions {
 }
 
 interface Outcome { revision: number; code: ErrorCode; message: string; opIndex: number; preconditionIndex: number;
-  ops: OpOutcome[] | null }
+  ops: OpOutcome[] | null; changed: boolean; inlineConfigs: number }
 
 const builder = new flatbuffers.Builder(1024);
 
@@ -56,6 +58,8 @@ export class WriterCore {
   private idempotencyBytes = 0;
   pinsExpired = 0;
   groupsPublished = 0;
+  /** Where commit() writes the log entries of the group being built; null: nothing is logged (replay, tests). */
+  log: LogGroupBuilder | null = null;
 
   constructor(options: WriterOptions) {
     this.options = options;
@@ -95,7 +99,12 @@ export class WriterCore {
       const first = this.idempotency.get(key);
       if (first !== undefined) return markDuplicate(first);
     }
+    this.tables.configsNew.length = 0;
     const outcome = this.commitTransaction(transaction, clientId, sequence);
+    const log = this.log;
+    if (log !== null && outcome.code === ErrorCode.OK && (outcome.changed || clientId !== null)) {
+      this.logEntry(log, transaction, bytes, clientId, sequence, outcome);
+    }
     const result = encodeOutcome(outcome);
     if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, result);
     return result;
@@ -124,7 +133,28 @@ export class WriterCore {
     }
     tables.flushConfigs();
     if (changed) this.revision++;
-    return { revision: this.revision, code: ErrorCode.OK, message: '', opIndex: -1, preconditionIndex: -1, ops };
+    return { revision: this.revision, code: ErrorCode.OK, message: '', opIndex: -1, preconditionIndex: -1, ops,
+      changed, inlineConfigs: plan.inlineConfigs };
+  }
+
+  /**
+   * The transaction's log entry, in the group being built: compact for a lone transition, else its bytes, with
+   * configs named by hash unless this transaction stored them first (log-rewrite.ts).
+   */
+  private logEntry(log: LogGroupBuilder, transaction: Transaction, bytes: Uint8Array, clientId: string | null,
+    sequence: bigint, outcome: Outcome): void {
+    const noop = !outcome.changed;
+    if (LogGroupBuilder.compactable(transaction)) {
+      log.addCompact(transaction, clientId, sequence, noop);
+      return;
+    }
+    const created = this.tables.configsNew;
+    if (outcome.inlineConfigs === 0 && created.length === transaction.configsLength()) {
+      log.addGeneral(bytes, noop);
+      return;
+    }
+    const isNew = new Set(created);
+    log.addGeneral(rewriteConfigs(transaction, (hex) => isNew.has(hex)), noop);
   }
 
   /** A client's mistake (or malformed bytes) as an outcome; a bug or a full arena is rethrown. */
@@ -196,23 +226,26 @@ export class WriterCore {
   }
 
   /**
-   * The oldest epoch a reader may still read: the oldest live pin, or the published epoch. A pin older than
-   * pinMsMax is marked expired and ignored (its reader's query fails with DEADLINE_EXCEEDED).
+   * The oldest epoch a reader may still read: the oldest live pin, or the published epoch. A pin older than its
+   * limit (pinMsMax for a query, snapshotPinMsMax for a snapshot's long pin) is marked expired and ignored (its
+   * query fails with DEADLINE_EXCEEDED, its snapshot is discarded).
    */
   private epochSafe(): number {
     const control = this.control;
     const published = this.epochPublished;
     let safe = published;
     const now = this.options.now();
+    const longPinMsMax = Math.max(limits.snapshotPinMsMax, this.options.pinMsMax);
     const slots = Atomics.load(control, layout.controlSlotsClaimedWord);
     for (let slot = 0; slot < slots; slot++) {
       if (Atomics.load(control, layout.slotWord(slot, layout.slotOwnerWord)) === 0) continue;
-      if (Atomics.load(control, layout.slotWord(slot, layout.slotStateWord)) !== layout.slotStatePinned) continue;
+      const state = Atomics.load(control, layout.slotWord(slot, layout.slotStateWord));
+      if (state !== layout.slotStatePinned && state !== layout.slotStatePinnedLong) continue;
       const pin = Atomics.load(control, layout.slotWord(slot, layout.slotEpochWord));
       const age = now - this.controlF64[layout.controlPinTimeF64 + slot]!;
-      if (age > this.options.pinMsMax) {
-        if (Atomics.compareExchange(control, layout.slotWord(slot, layout.slotStateWord), layout.slotStatePinned,
-          layout.slotStateExpired) === layout.slotStatePinned) this.pinsExpired++;
+      if (age > (state === layout.slotStatePinnedLong ? longPinMsMax : this.options.pinMsMax)) {
+        if (Atomics.compareExchange(control, layout.slotWord(slot, layout.slotStateWord), state,
+          layout.slotStateExpired) === state) this.pinsExpired++;
         continue;
       }
       const pinFull = published - (((published | 0) - pin) >>> 0);
@@ -233,7 +266,7 @@ export class WriterCore {
 }
 
 function errorOutcome(revision: number, code: ErrorCode, message: string): Outcome {
-  return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null };
+  return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null, changed: false, inlineConfigs: 0 };
 }
 
 /** The first outcome again, marked as a replay (duplicate = true). Replays are rare: decode and re-encode. */

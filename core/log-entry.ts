@@ -1,0 +1,139 @@
+/**
+ * Log entries: how a committed transaction is written into a LogGroup, and read back as the Transaction that
+ * replay re-executes. Owner: any thread (the writer encodes; recovery and the tools decode).
+ *
+ * Forms (schema.fbs LogEntry):
+ * - compact: a transaction of exactly one TransitionTask, no preconditions and no configs is logged as that
+ *   TransitionTask (task id, new status, event) plus its idempotency key; repeated strings (message, scheduler,
+ *   host, client id) are stored once per group.
+ * - general: the transaction's bytes, with every config that the log already holds replaced by its hash
+ *   (workers/writer/log-rewrite.ts makes that form; this module copies the bytes it is given).
+ * Invariant: decoding an entry gives a transaction that, replayed on the state before it, does exactly what the
+ * original did (the planner is deterministic: timestamps and ids come from the client, never the clock).
+ */
+import * as flatbuffers from 'flatbuffers';
+import {
+  IdempotencyKey, LogEntry, LogGroup, Op, Operation, Port, Transaction, TransitionTask,
+} from './fbs/strata.js';
+
+const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
+const portScratch = new Port();
+
+/** Builds one LogGroup payload from transactions in commit order. Reused across groups. */
+export class LogGroupBuilder {
+  private readonly builder = new flatbuffers.Builder(64 * 1024);
+  private entries: number[] = [];
+  private firstRevision = 0;
+  private term = 0;
+  count = 0;
+
+  begin(firstRevision: number, term: number): void {
+    this.builder.clear();
+    this.entries.length = 0;
+    this.firstRevision = firstRevision;
+    this.term = term;
+    this.count = 0;
+  }
+
+  /** A transaction with one TransitionTask op and nothing else, in compact form. */
+  static compactable(transaction: Transaction): boolean {
+    if (transaction.opsLength() !== 1 || transaction.preconditionsLength() !== 0 || transaction.configsLength() !== 0) {
+      return false;
+    }
+    return transaction.ops(0)!.opType() === Op.TransitionTask;
+  }
+
+  addCompact(transaction: Transaction, clientId: string | null, sequence: bigint, noop: boolean): void {
+    const b = this.builder;
+    const t = transaction.ops(0)!.op(new TransitionTask()) as TransitionTask;
+    const key = clientId === null ? 0 : IdempotencyKey.createIdempotencyKey(b, b.createSharedString(clientId), sequence);
+    const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
+    const message = shared(b, t.message());
+    const scheduler = shared(b, t.scheduler());
+    const slaveId = shared(b, t.slaveId());
+    const slaveHost = shared(b, t.slaveHost());
+    let ports = 0;
+    const portCount = t.assignedPortsLength();
+    if (portCount > 0) {
+      const offsets: number[] = [];
+      for (let i = 0; i < portCount; i++) {
+        const port = t.assignedPorts(i, portScratch)!;
+        offsets.push(Port.createPort(b, shared(b, port.name()), port.port()));
+      }
+      ports = TransitionTask.createAssignedPortsVector(b, offsets);
+    }
+    const transition = TransitionTask.createTransitionTask(b, taskId, t.status(), t.hasExpectStatus(), t.expectStatus(),
+      t.enforce(), t.timestamp(), message, scheduler, slaveId, slaveHost, ports, t.failureCount(), t.timesPartitioned());
+    LogEntry.startLogEntry(b);
+    LogEntry.addTransition(b, transition);
+    if (key !== 0) LogEntry.addIdempotency(b, key);
+    if (noop) LogEntry.addNoop(b, true);
+    this.entries.push(LogEntry.endLogEntry(b));
+    this.count++;
+  }
+
+  /** Any transaction, as the bytes replay will execute. */
+  addGeneral(bytes: Uint8Array, noop: boolean): void {
+    const b = this.builder;
+    const vector = LogEntry.createTransactionVector(b, bytes);
+    LogEntry.startLogEntry(b);
+    LogEntry.addTransaction(b, vector);
+    if (noop) LogEntry.addNoop(b, true);
+    this.entries.push(LogEntry.endLogEntry(b));
+    this.count++;
+  }
+
+  /** The group's payload (a view into the builder, valid until the next begin()). */
+  finish(): Uint8Array {
+    const b = this.builder;
+    const entries = LogGroup.createEntriesVector(b, this.entries);
+    b.finish(LogGroup.createLogGroup(b, BigInt(this.firstRevision), BigInt(this.term), entries));
+    return b.asUint8Array();
+  }
+}
+
+function shared(b: flatbuffers.Builder, value: string | null): number {
+  return value === null || value === '' ? 0 : b.createSharedString(value);
+}
+
+const replayBuilder = new flatbuffers.Builder(1024);
+
+/** The transaction bytes of an entry, as replay executes them (valid until the next call). */
+export function entryTransaction(entry: LogEntry): Uint8Array {
+  const nested = entry.transactionArray();
+  if (nested !== null) return nested;
+  const t = entry.transition();
+  if (t === null) throw new Error('a log entry with neither a transaction nor a transition');
+  const b = replayBuilder;
+  b.clear();
+  const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
+  const message = b.createString(t.message(UTF8) as Uint8Array | null);
+  const scheduler = b.createString(t.scheduler(UTF8) as Uint8Array | null);
+  const slaveId = b.createString(t.slaveId(UTF8) as Uint8Array | null);
+  const slaveHost = b.createString(t.slaveHost(UTF8) as Uint8Array | null);
+  let ports = 0;
+  const portCount = t.assignedPortsLength();
+  if (portCount > 0) {
+    const offsets: number[] = [];
+    for (let i = 0; i < portCount; i++) {
+      const port = t.assignedPorts(i, portScratch)!;
+      offsets.push(Port.createPort(b, b.createString(port.name(UTF8) as Uint8Array | null), port.port()));
+    }
+    ports = TransitionTask.createAssignedPortsVector(b, offsets);
+  }
+  const transition = TransitionTask.createTransitionTask(b, taskId, t.status(), t.hasExpectStatus(), t.expectStatus(),
+    t.enforce(), t.timestamp(), message, scheduler, slaveId, slaveHost, ports, t.failureCount(), t.timesPartitioned());
+  const operation = Operation.createOperation(b, Op.TransitionTask, transition);
+  const ops = Transaction.createOpsVector(b, [operation]);
+  const key = entry.idempotency();
+  let keyOffset = 0;
+  if (key !== null) {
+    keyOffset = IdempotencyKey.createIdempotencyKey(b, b.createString(key.clientId(UTF8) as Uint8Array | null),
+      key.sequence());
+  }
+  Transaction.startTransaction(b);
+  if (keyOffset !== 0) Transaction.addIdempotency(b, keyOffset);
+  Transaction.addOps(b, ops);
+  b.finish(Transaction.endTransaction(b));
+  return b.asUint8Array();
+}

@@ -11,6 +11,8 @@
  *   word 4  arenaBytesUsed   bytes allocated and not yet reusable, at the last publish (informational)
  *   word 5  slotsClaimed     1 + the highest slot index ever claimed: the writer scans slots below it only
  *   word 8 + slot * 4 ...    reader slots: [owner threadId + 1 (0 free), pinnedEpoch, pinState, spare]
+ *                            pinState: 0 idle, 1 pinned (a query: expires after pinMsMax), 2 expired,
+ *                            3 pinned long (a snapshot: expires after snapshotPinMsMax)
  *
  *   Float64Array view, index 136 + slot (after the slots' words): the time (pinClockMs()) the slot's pin was taken.
  *
@@ -35,7 +37,8 @@ export const slotEpochWord = 1;
 export const slotStateWord = 2;
 export const slotStateIdle = 0;
 export const slotStatePinned = 1;
-export const slotStateExpired = 2;          // set by the writer: the pin was older than pinMsMax and is ignored
+export const slotStateExpired = 2;          // set by the writer: the pin was older than its limit and is ignored
+export const slotStatePinnedLong = 3;       // a snapshot's pin: honoured up to snapshotPinMsMax, not pinMsMax
 export const controlPinTimeF64 = 136;        // Float64Array index of slot 0's pin time (byte 1088)
 export const controlBytes = (controlPinTimeF64 + readerSlotsMax) * 8;
 export const writerStateStarting = 0;

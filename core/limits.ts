@@ -31,7 +31,16 @@ export const arenaBytesInitialDefault = 64 * 1024 * 1024;
 export const arenaGrowBytesMin = 64 * 1024 * 1024;  // grow in big steps: growth is cheap, page faults come on touch
 export const readerSlotsMax = 64;                   // reader threads (and snapshot workers) that can pin at once
 export const pinMsMaxDefault = 30_000;              // a reader's pin is cut off past this (DEADLINE_EXCEEDED)
+export const snapshotPinMsMax = 10 * 60_000;        // a snapshot's long pin: writing 1M tasks takes minutes
 export const writerGroupTransactionsMax = 4096;     // transactions applied before one publish (and one fsync later)
 
+// Snapshots (docs/formats.md, "Snapshot file").
+export const snapshotChunkBytesTarget = 1024 * 1024; // a chunk is closed once its payload passes this
+// A chunk holds whole records (a job update's events may span chunks), so its payload is below the target plus
+// one record; any record came in one transaction, so it is below transactionBytesMax: twice that is the bound a
+// reader accepts before it allocates (a larger length is corruption).
+export const snapshotChunkBytesMax = 2 * transactionBytesMax;
+
 assert(arenaBytesMaxDefault <= arenaBytesMaxLimit);
+assert(snapshotPinMsMax >= pinMsMaxDefault);
 assert(arenaBytesInitialDefault % 65536 === 0);

@@ -5,6 +5,9 @@
  * Pin protocol (see core/layout.ts): store the epoch, the time and PINNED, then re-check the published epoch;
  * retry if it moved. Roots loaded after that are at least as new as the pin, so the writer keeps everything
  * they reach until the pin is released, or until it expires (pinMsMax), after which the query fails.
+ * A snapshot pins long (PINNED_LONG, honoured up to snapshotPinMsMax): the writer thread pins the revision it has
+ * just published (pinPublishedLong), between two groups, so that the revision and the idempotency window it hands
+ * to the snapshot worker agree; the worker adopts the slot (ReaderSlot.adopt) and closes it when done.
  */
 import { assert } from '../../core/assert.js';
 import * as layout from '../../core/layout.js';
@@ -31,9 +34,16 @@ export class ReaderSlot {
   private readonly controlF64: Float64Array;
   readonly slot: number;
 
-  constructor(control: SharedArrayBuffer, ownerId: number) {
+  /** Claims a free slot for `ownerId`; with `adoptSlot` >= 0, takes over that slot, claimed by another thread. */
+  constructor(control: SharedArrayBuffer, ownerId: number, adoptSlot = -1) {
     this.control = new Int32Array(control);
     this.controlF64 = new Float64Array(control);
+    if (adoptSlot >= 0) {
+      assert(adoptSlot < readerSlotsMax, 'no such slot');
+      assert(Atomics.load(this.control, layout.slotWord(adoptSlot, layout.slotOwnerWord)) !== 0, 'adopting a free slot');
+      this.slot = adoptSlot;
+      return;
+    }
     let claimed = -1;
     for (let slot = 0; slot < readerSlotsMax && claimed < 0; slot++) {
       const word = layout.slotWord(slot, layout.slotOwnerWord);
@@ -49,8 +59,22 @@ export class ReaderSlot {
     }
   }
 
+  /** The slot a snapshot's spawner pinned (pinPublishedLong), in the snapshot worker. */
+  static adopt(control: SharedArrayBuffer, slotIndex: number): ReaderSlot {
+    return new ReaderSlot(control, 0, slotIndex);
+  }
+
   /** Pins the published revision; returns the offset of its root block. */
   pin(now: number): number {
+    return this.pinAs(now, layout.slotStatePinned);
+  }
+
+  /** Pins the published revision for a snapshot (expires after snapshotPinMsMax); returns its root block. */
+  pinLong(now: number): number {
+    return this.pinAs(now, layout.slotStatePinnedLong);
+  }
+
+  private pinAs(now: number, state: number): number {
     const control = this.control;
     const epochWord = layout.slotWord(this.slot, layout.slotEpochWord);
     const stateWord = layout.slotWord(this.slot, layout.slotStateWord);
@@ -59,7 +83,7 @@ export class ReaderSlot {
       const epoch = Atomics.load(control, layout.controlEpochPublishedWord);
       Atomics.store(control, epochWord, epoch);
       this.controlF64[layout.controlPinTimeF64 + this.slot] = now;
-      Atomics.store(control, stateWord, layout.slotStatePinned);
+      Atomics.store(control, stateWord, state);
       if (Atomics.load(control, layout.controlEpochPublishedWord) === epoch) break;
     }
     return Atomics.load(control, layout.controlRootPublishedWord);
@@ -82,4 +106,17 @@ export class ReaderSlot {
     Atomics.store(this.control, layout.slotWord(this.slot, layout.slotStateWord), layout.slotStateIdle);
     Atomics.store(this.control, layout.slotWord(this.slot, layout.slotOwnerWord), 0);
   }
+}
+
+/** The owner id of snapshot slots (above any threadId + 1, below the engine's stats slot). */
+export const snapshotSlotOwner = 0x7ffd_0000;
+
+/**
+ * Claims a slot and pins the currently published revision long, for a snapshot. Call it in the writer thread
+ * between two groups (right after publish), so that nothing newer is published meanwhile; hand the slot index to
+ * the snapshot worker. Returns the slot and the pinned root block.
+ */
+export function pinPublishedLong(control: SharedArrayBuffer, now: number): { slot: ReaderSlot; root: number } {
+  const slot = new ReaderSlot(control, snapshotSlotOwner);
+  return { slot, root: slot.pinLong(now) };
 }

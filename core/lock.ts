@@ -35,7 +35,8 @@ export function lockHolder(dataDir: string): LockHolder | null {
   } catch {
     return null;
   }
-  return typeof holder.pid === 'number' && alive(holder.pid) && holder.pid !== process.pid ? holder : null;
+  // This process counts as a holder too: an engine of its own has the directory (tests open several).
+  return typeof holder.pid === 'number' && alive(holder.pid) ? holder : null;
 }
 
 /** Takes the lock for this process; throws LockedError when another live process holds it. */

@@ -1,32 +1,44 @@
 #!/usr/bin/env node
 /**
  * stratad: what `npm start` runs. Owner: the main thread.
- * For now it opens the engine (writer worker and reader pool over shared memory), prints its state as one JSON
- * line, answers SIGINT/SIGTERM by closing cleanly, and stays up. The network face (WebSockets, HTTP admin),
- * durability (log, snapshots) and configuration files arrive with the issues that follow; see README.md.
+ * Opens the engine on the data directory (recovery: newest snapshot + log replay), prints its state as one JSON
+ * line, answers SIGINT/SIGTERM by closing cleanly (the group in flight is finished and synced), and stays up.
+ * The network face (WebSockets, HTTP admin) and configuration files arrive with the network issue; see README.md.
+ * Exit codes: daemon/exit-codes.ts.
  */
-import { Engine } from './engine.js';
+import { resolve } from 'node:path';
+import { LockedError } from '../core/lock.js';
+import { Engine, EngineError } from './engine.js';
+import { exitCodeFor, exitLocked, exitUsage } from './exit-codes.js';
 
-const exitWriterFailed = 70; // EX_SOFTWARE: an internal error; systemd restarts the daemon
+function fail(message: string, code: number): never {
+  process.stderr.write(`${JSON.stringify({ msg: 'stratad failed', error: message, exitCode: code })}\n`);
+  process.exit(code);
+}
 
 async function main(): Promise<void> {
   const readerThreads = process.env.STRATA_READER_THREADS === undefined ? undefined :
     Number(process.env.STRATA_READER_THREADS);
   if (readerThreads !== undefined && !(Number.isInteger(readerThreads) && readerThreads >= 1)) {
-    process.stderr.write('stratad: STRATA_READER_THREADS must be a positive integer\n');
-    process.exit(2);
+    fail('STRATA_READER_THREADS must be a positive integer', exitUsage);
   }
-  const engine = await Engine.open({
-    readerThreads,
-    // Fail-stop: the writer died (a bug). Nothing more can be committed; exit so that the supervisor restarts us.
-    onFailure: (error) => {
-      process.stderr.write(`${JSON.stringify({ msg: 'stratad writer failed', error: String(error?.stack ?? error) })}\n`);
-      process.exit(exitWriterFailed);
-    },
-  });
+  const dataDir = resolve(process.env.STRATA_DATA_DIR ?? 'data');
+  let engine: Engine;
+  try {
+    engine = await Engine.open({
+      readerThreads, dataDir,
+      // Fail-stop: the writer died (an I/O error of the log, or a bug). Nothing more is acknowledged; exit so
+      // that the supervisor restarts us and recovery brings back everything acknowledged.
+      onFailure: (error) => fail(String(error?.message ?? error), exitCodeFor((error as EngineError).code ?? 'INTERNAL')),
+    });
+  } catch (error) {
+    if (error instanceof LockedError) fail(error.message, exitLocked);
+    if (error instanceof EngineError) fail(error.message, exitCodeFor(error.code));
+    throw error;
+  }
   const stats = engine.stats();
-  process.stdout.write(`${JSON.stringify({ msg: 'stratad engine running', pid: process.pid, ...stats,
-    network: 'not yet (issue 5)', durability: 'not yet: in memory only (issue 4)' })}\n`);
+  process.stdout.write(`${JSON.stringify({ msg: 'stratad engine running', pid: process.pid, dataDir, ...stats,
+    recovery: engine.recovery, network: 'not yet (issue 5)' })}\n`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

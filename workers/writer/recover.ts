@@ -18,6 +18,20 @@ import type { WriterCore } from './writer.js';
 
 const replayPublishEvery = 4096;
 
+/** scanLog, with a corruption error that says the revision and what to do about it. */
+function scanLogExplained(logDir: string, good: () => number, onGroup: Parameters<typeof scanLog>[1]):
+  ReturnType<typeof scanLog> {
+  try {
+    return scanLog(logDir, onGroup);
+  } catch (error) {
+    if (!(error instanceof FormatError) || error.message.includes('strata log')) throw error;
+    throw new FormatError(error.file, error.offset, `${error.message.slice(error.file.length + ` at offset ${error.offset}: `.length)}` +
+      ` (after revision ${good()}). Recovery stopped: nothing was changed. Inspect with \`strata log verify\`; ` +
+      `to keep everything up to revision ${good()} and cut the rest, \`strata log truncate --after ${good()}\` ` +
+      '(it keeps a copy of what it cuts); see docs/operations.md');
+  }
+}
+
 export interface Recovery {
   revision: number;
   snapshot: { path: string; revision: number; ms: number } | null;
@@ -43,7 +57,8 @@ export function recover(writer: WriterCore, logDir: string,
   let sincePublish = 0;
   const previousLog = writer.log;
   writer.log = null;
-  const scan = scanLog(logDir, (record) => {
+  let good = base; // the last revision known good, for the error an operator reads
+  const scan = scanLogExplained(logDir, () => good, (record) => {
     const group = record.group;
     let revision = record.firstRevision - 1;
     const count = group.entriesLength();
@@ -68,6 +83,7 @@ export function recover(writer: WriterCore, logDir: string,
           'wrong: see strata log verify, strata log edit');
       }
       replayed++;
+      good = revision;
       if (++sincePublish >= replayPublishEvery) {
         writer.publish();
         sincePublish = 0;

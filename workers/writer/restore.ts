@@ -43,6 +43,21 @@ const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
 const eventSchedulerField = 10;        // TaskEvent.scheduler
 const assignedSlaveHostField = 8;      // AssignedTask.slave_host
 const assignedConfigHashField = 16;    // AssignedTask.config_hash
+const eventTimestampField = 4;         // TaskEvent.timestamp
+const taskModRevisionField = 16;       // ScheduledTask.mod_revision
+const taskCreateRevisionField = 18;    // ScheduledTask.create_revision
+
+/** A long field as a number (exact to 2^53, as revisions and timestamps are), without a BigInt per read. */
+function int64Field(bb: flatbuffers.ByteBuffer, table: number, field: number): number {
+  const offset = bb.__offset(table, field);
+  if (offset === 0) return 0;
+  return bb.readInt32(table + offset + 4) * 4294967296 + bb.readUint32(table + offset);
+}
+
+function sameHash(hash: Uint8Array, bytes: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 16; i++) if (hash[i] !== bytes[at + i]) return false;
+  return true;
+}
 
 /**
  * Loads the snapshot at `path` into `writer`, which must be empty (just constructed), and publishes it.
@@ -86,8 +101,7 @@ class Restorer {
   private readonly stored = new StoredConfig();
   private readonly single: TaskPlan[] = [];
   private readonly upsert: OpPlan = { kind: opUpsertTasks, tasks: this.single };
-  private readonly sourcesAt = new Map<number, ConfigSource>(); // position of a hash vector in the chunk -> config
-  private readonly sourcesByWord = new Map<number, { hash: Uint8Array; source: ConfigSource }>(); // first u32 word
+  private readonly sourcesByWord = new Map<number, { hash: Uint8Array; source: ConfigSource }>(); // first i32 word
   // Interned strings (hosts, scheduler names) are written once per chunk and shared: decoded once per chunk too,
   // by their position in the chunk (the same string object also makes the intern map's lookups cheaper).
   private readonly strings = new Map<number, string>();
@@ -106,7 +120,6 @@ class Restorer {
   chunk(chunk: SnapshotChunk, place: ChunkPlace): void {
     this.place = place;
     this.strings.clear();
-    this.sourcesAt.clear();
     try {
       this.configs(chunk);
       this.tasks(chunk);
@@ -121,7 +134,7 @@ class Restorer {
   }
 
   /** Checks the revision a record carries: 1 .. the snapshot's revision. */
-  private revision(value: bigint, what: string): number {
+  private revision(value: bigint | number, what: string): number {
     const revision = Number(value);
     if (!(revision >= 1 && revision <= this.place!.revision)) {
       throw this.error(`${what} has revision ${value}, outside 1..${this.place!.revision}`);
@@ -151,7 +164,7 @@ class Restorer {
       this.configRefs.set(hex, refs);
       const source: ConfigSource = { hex, canonical: null, facts: null };
       this.sources.set(hex, source);
-      const word = new DataView(hash.buffer, hash.byteOffset, 4).getUint32(0, true);
+      const word = new DataView(hash.buffer, hash.byteOffset, 4).getInt32(0, true);
       if (!this.sourcesByWord.has(word)) this.sourcesByWord.set(word, { hash: canonical.hash, source });
     }
   }
@@ -166,26 +179,18 @@ class Restorer {
   }
 
   /**
-   * A task's config, without a hex string per task: by the position of its hash vector (the writer writes one per
-   * config and chunk), else by the hash's first word, checked against the whole hash, else by hex.
+   * A task's config, without a hex string per task: by the hash's first word, checked against the whole hash
+   * (a collision of first words falls back to the hex lookup).
    */
   private taskSource(assigned: AssignedTask): ConfigSource {
     const bb = assigned.bb!;
     const offset = bb.__offset(assigned.bb_pos, assignedConfigHashField);
-    if (offset === 0) throw this.error('a task without a config hash');
-    const position = bb.__vector(assigned.bb_pos + offset);
-    let source = this.sourcesAt.get(position);
-    if (source !== undefined) return source;
-    const bytes = bb.bytes();
-    if (bb.__vector_len(assigned.bb_pos + offset) === 16) {
-      const entry = this.sourcesByWord.get(bb.readUint32(position));
-      if (entry !== undefined && Buffer.compare(entry.hash, bytes.subarray(position, position + 16)) === 0) {
-        source = entry.source;
-      }
+    if (offset !== 0 && bb.__vector_len(assigned.bb_pos + offset) === 16) {
+      const position = bb.__vector(assigned.bb_pos + offset);
+      const entry = this.sourcesByWord.get(bb.readInt32(position));
+      if (entry !== undefined && sameHash(entry.hash, bb.bytes(), position)) return entry.source;
     }
-    source ??= this.source(assigned.configHashArray());
-    this.sourcesAt.set(position, source);
-    return source;
+    return this.source(assigned.configHashArray());
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -197,8 +202,9 @@ class Restorer {
     for (let i = 0; i < count; i++) {
       const task = chunk.tasks(i, this.task)!;
       const plan = this.taskPlan(task);
-      const modRevision = this.revision(task.modRevision(), 'a task');
-      const createRevision = this.revision(task.createRevision(), 'a task\'s creation');
+      const modRevision = this.revision(int64Field(task.bb!, task.bb_pos, taskModRevisionField), 'a task');
+      const createRevision = this.revision(int64Field(task.bb!, task.bb_pos, taskCreateRevisionField),
+        'a task\'s creation');
       if (createRevision > modRevision) throw this.error(`task ${text(plan.id)} was created after its last change`);
       // A task twice would replace itself: finish() finds the task count short of the end chunk's.
       tables.revisionBuilding = modRevision;
@@ -219,7 +225,7 @@ class Restorer {
     const events: EventPlan[] = new Array(eventCount);
     for (let j = 0; j < eventCount; j++) {
       const event = task.taskEvents(j, this.event)!;
-      events[j] = { timestamp: Number(event.timestamp()), status: event.status(),
+      events[j] = { timestamp: int64Field(event.bb!, event.bb_pos, eventTimestampField), status: event.status(),
         message: bytesOrNull(event.message(UTF8) as Uint8Array | null),
         scheduler: this.sharedString(event.bb!, event.bb_pos, eventSchedulerField) };
     }

@@ -23,12 +23,14 @@ const portScratch = new Port();
 export class LogGroupBuilder {
   private readonly builder = new flatbuffers.Builder(64 * 1024);
   private entries: number[] = [];
+  private readonly strings = new Map<number, { bytes: Uint8Array; offset: number }>();
   private firstRevision = 0;
   private term = 0;
   count = 0;
 
   begin(firstRevision: number, term: number): void {
     this.builder.clear();
+    this.strings.clear();
     this.entries.length = 0;
     this.firstRevision = firstRevision;
     this.term = term;
@@ -48,17 +50,17 @@ export class LogGroupBuilder {
     const t = transaction.ops(0)!.op(new TransitionTask()) as TransitionTask;
     const key = clientId === null ? 0 : IdempotencyKey.createIdempotencyKey(b, b.createSharedString(clientId), sequence);
     const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
-    const message = shared(b, t.message());
-    const scheduler = shared(b, t.scheduler());
-    const slaveId = shared(b, t.slaveId());
-    const slaveHost = shared(b, t.slaveHost());
+    const message = this.shared(t.message(UTF8) as Uint8Array | null);
+    const scheduler = this.shared(t.scheduler(UTF8) as Uint8Array | null);
+    const slaveId = this.shared(t.slaveId(UTF8) as Uint8Array | null);
+    const slaveHost = this.shared(t.slaveHost(UTF8) as Uint8Array | null);
     let ports = 0;
     const portCount = t.assignedPortsLength();
     if (portCount > 0) {
       const offsets: number[] = [];
       for (let i = 0; i < portCount; i++) {
         const port = t.assignedPorts(i, portScratch)!;
-        offsets.push(Port.createPort(b, shared(b, port.name()), port.port()));
+        offsets.push(Port.createPort(b, this.shared(port.name(UTF8) as Uint8Array | null), port.port()));
       }
       ports = TransitionTask.createAssignedPortsVector(b, offsets);
     }
@@ -72,10 +74,25 @@ export class LogGroupBuilder {
     this.count++;
   }
 
+  /**
+   * A string stored once per group: repeated messages, scheduler and host names cost 4 bytes after the first.
+   * Keyed by an FNV-1a hash of the bytes (checked byte for byte), so that nothing is decoded.
+   */
+  private shared(bytes: Uint8Array | null): number {
+    if (bytes === null || bytes.length === 0) return 0;
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < bytes.length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    const found = this.strings.get(hash);
+    if (found !== undefined && equalBytes(found.bytes, bytes)) return found.offset;
+    const offset = this.builder.createString(bytes);
+    if (found === undefined) this.strings.set(hash, { bytes: bytes.slice(), offset });
+    return offset;
+  }
+
   /** Any transaction, as the bytes replay will execute. */
   addGeneral(bytes: Uint8Array, noop: boolean): void {
     const b = this.builder;
-    const vector = LogEntry.createTransactionVector(b, bytes);
+    const vector = b.createByteVector(bytes); // one copy (createTransactionVector adds byte by byte)
     LogEntry.startLogEntry(b);
     LogEntry.addTransaction(b, vector);
     if (noop) LogEntry.addNoop(b, true);
@@ -92,8 +109,11 @@ export class LogGroupBuilder {
   }
 }
 
-function shared(b: flatbuffers.Builder, value: string | null): number {
-  return value === null || value === '' ? 0 : b.createSharedString(value);
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 const replayBuilder = new flatbuffers.Builder(1024);

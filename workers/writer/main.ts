@@ -50,6 +50,9 @@ const port = data.port;
 let log: WriteAheadLog | null = null;
 const groupLog = new LogGroupBuilder();
 let fsyncMsTotal = 0;
+let commitMsTotal = 0;   // planning + applying + log encoding, summed over groups
+let appendMsTotal = 0;   // log write + fdatasync
+let groupTransactions = 0;
 
 function fatal(error: unknown): never {
   const e = error as NodeJS.ErrnoException;
@@ -59,7 +62,8 @@ function fatal(error: unknown): never {
 }
 
 function stats(): Record<string, number> {
-  return { ...writer.stats(), ...(log === null ? {} : { ...prefixed(log.stats()), fsyncMsTotal }) };
+  return { ...writer.stats(), commitMsTotal, appendMsTotal, groupTransactions,
+    ...(log === null ? {} : { ...prefixed(log.stats()), fsyncMsTotal }) };
 }
 
 function prefixed(values: Record<string, number>): Record<string, number> {
@@ -71,6 +75,7 @@ function prefixed(values: Record<string, number>): Record<string, number> {
 function group(first: CommitMessage): void {
   const ids: number[] = [];
   const results: Uint8Array[] = [];
+  const t0 = performance.now();
   if (log !== null) groupLog.begin(writer.revision + 1, 0);
   let message: WriterRequest | undefined = first;
   const after: WriterRequest[] = [];
@@ -86,12 +91,16 @@ function group(first: CommitMessage): void {
     if (ids.length >= writerGroupTransactionsMax) break;
     message = receiveMessageOnPort(port)?.message as WriterRequest | undefined;
   }
+  const t1 = performance.now();
+  commitMsTotal += t1 - t0;
+  groupTransactions += ids.length;
   if (log !== null && groupLog.count > 0) {
     try {
       log.append(groupLog.finish(), writer.revision);
     } catch (error) {
       fatal(error);
     }
+    appendMsTotal += performance.now() - t1;
   }
   failpoint('log.before-publish');
   writer.publish();

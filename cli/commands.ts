@@ -1,0 +1,230 @@
+/**
+ * The strata command's dispatcher: one table of commands (a name of one or more words, its options, its help,
+ * and the function that runs it), parsed with node:util parseArgs. Online commands (status, query, watch,
+ * backup, ...) are added as more rows. Owner: the strata process's main thread.
+ * Invariants: every command and command group answers --help (exit 0); any mistake in the arguments is exit 2
+ * with a one-line message naming the help to read; a command's exit code is what its function returns.
+ */
+import { parseArgs } from 'node:util';
+import {
+  exitFailure, exitLocked, exitOk, exitTornTail, exitUsage, logDump, logEdit, logTruncate, logVerify, opNames,
+  type Output, type Write,
+} from './log-tools.js';
+import { UsageError } from './tool-support.js';
+
+export interface Io extends Output {
+  writeError: Write;
+  /** True in the strata process itself (see OfflineOptions.cliProcess). */
+  cliProcess: boolean;
+}
+
+interface OptionSpec {
+  name: string;
+  type: 'string' | 'boolean';
+  value?: string;          // the placeholder in help: REV, DIR, ...
+  description: string;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+interface Command {
+  name: string;
+  summary: string;
+  description: string[];
+  options: OptionSpec[];
+  run(values: Values, io: Io): number;
+}
+
+const dataDirOption: OptionSpec = { name: 'data-dir', type: 'string', value: 'DIR',
+  description: 'the data directory (default ./data); the daemon must be stopped' };
+
+const exitCodeLines = [
+  `${exitOk}  ok`,
+  `${exitFailure}  failure, or corruption found`,
+  `${exitUsage}  usage error (bad arguments)`,
+  `${exitLocked}  the data directory is in use (a running daemon or another tool holds its lock)`,
+  `${exitTornTail}  log verify: the only problem is a torn tail (the daemon cuts it off at its next start)`,
+];
+
+/** A revision argument: a decimal integer >= 0. */
+function revision(flag: string, value: string | boolean | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value);
+  const parsed = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(parsed)) {
+    throw new UsageError(`--${flag} takes a revision (an integer >= 0), not ${JSON.stringify(text)}`);
+  }
+  return parsed;
+}
+
+function required(flag: string, value: string | boolean | undefined): string | boolean {
+  if (value === undefined) throw new UsageError(`--${flag} is required`);
+  return value;
+}
+
+function offline(values: Values, io: Io): { dataDir: string; cliProcess: boolean } {
+  return { dataDir: (values['data-dir'] as string | undefined) ?? './data', cliProcess: io.cliProcess };
+}
+
+export const commands: Command[] = [
+  {
+    name: 'log dump',
+    summary: 'print logged transactions (text or JSON lines), filtered',
+    description: [
+      'Prints every logged transaction in revision order: its revision, segment file and offset, noop flag',
+      '(a noop entry was logged for its idempotency key; it shows the revision it committed at and takes none),',
+      'idempotency key, and each operation summarised (op type, task ids, statuses, job keys, configs stored).',
+      'With --json: one JSON object per line {revision, file, offset, entry, entries, noop, transaction}: entry',
+      'is its place (from 1) in its group of `entries`, offset that of the group\'s record, and the transaction',
+      'is as the FlatBuffers object API gives it (enums as numbers, bigints as strings, config hashes as hex).',
+      'Filters combine (all must match). --job matches upserts by their config\'s job, cron jobs and job updates',
+      'by key, and transitions and deletes by the job the log upserted that task id with; a task whose upsert is',
+      'not in the log (it came from a snapshot) matches when its id has Aurora\'s form',
+      '<ts>-<role>-<env>-<job>-<instance>-<uuid> and names the job.',
+      `Op names: ${opNames.join(', ')}.`,
+    ],
+    options: [
+      dataDirOption,
+      { name: 'from', type: 'string', value: 'REV', description: 'first revision shown' },
+      { name: 'to', type: 'string', value: 'REV', description: 'last revision shown' },
+      { name: 'op', type: 'string', value: 'NAME', description: 'only transactions with this op (any case, below)' },
+      { name: 'job', type: 'string', value: 'ROLE/ENV/NAME', description: 'only transactions touching this job' },
+      { name: 'task', type: 'string', value: 'ID', description: 'only transactions touching this task id' },
+      { name: 'json', type: 'boolean', description: 'one JSON object per line' },
+    ],
+    run: (values, io) => logDump({
+      ...offline(values, io), from: revision('from', values['from']), to: revision('to', values['to']),
+      op: values['op'] as string | undefined, job: values['job'] as string | undefined,
+      task: values['task'] as string | undefined, json: values['json'] === true,
+    }, io),
+  },
+  {
+    name: 'log verify',
+    summary: 'check checksums, the CRC chain, segment numbers and revisions',
+    description: [
+      'Reads the whole log as recovery does: record checksums, the CRC chain across records and segments,',
+      'consecutive segment numbers and revisions, and that the newest snapshot (if any) and the log meet.',
+      'Prints a summary and every problem with its file, offset and revision. A torn tail (a last write that',
+      `never reached the disk) alone exits ${exitTornTail}: the daemon cuts it off at its next start.`,
+      '--replay also re-executes the log in this process (only when it starts at revision 1: otherwise',
+      'replaying needs the snapshot loader and is skipped; the exit code is then that of the checks).',
+    ],
+    options: [
+      dataDirOption, { name: 'replay', type: 'boolean', description: 're-execute the log to prove it replays' },
+    ],
+    run: (values, io) => logVerify({ ...offline(values, io), replay: values['replay'] === true }, io),
+  },
+  {
+    name: 'log truncate',
+    summary: 'remove everything after a revision (cut bytes are kept)',
+    description: [
+      'Removes every logged transaction after REV: later segments wholly and, in the segment holding REV, the',
+      'rest after it (a group spanning REV is re-encoded with only its entries up to REV; noop entries after',
+      'REV go too). Every cut byte is first copied into <data-dir>/log/truncated-<UTC timestamp>/, and',
+      'snapshots past REV (they hold state after it) are moved there too. REV may be from the first logged',
+      'revision - 1 (an empty log) to the last one; on a corrupt log, to the last revision before the corruption',
+      '(this is how a corrupt log is repaired, losing what follows). The daemon then recovers to revision REV.',
+    ],
+    options: [
+      dataDirOption,
+      { name: 'after', type: 'string', value: 'REV', description: 'keep revisions up to REV (required)' },
+    ],
+    run: (values, io) => logTruncate({
+      ...offline(values, io), after: revision('after', required('after', values['after']))!,
+    }, io),
+  },
+  {
+    name: 'log edit',
+    summary: 'drop or replace the transaction at a revision',
+    description: [
+      'Writes a new log where the transaction at REV is dropped (later revisions shift down by one) or replaced',
+      'by the Transaction in FILE: binary FlatBuffers only (.fb/.bin; from JSON, make one with',
+      '`flatc -b --root-type strata.fbs.Transaction schema.fbs FILE.json`). The segments from REV\'s on are',
+      're-encoded; the old ones are kept in <data-dir>/log/edited-<UTC timestamp>/, with the snapshots at or',
+      'past REV. Then the new log is checked as `log verify` does and, when it starts at revision 1, replayed:',
+      'a dropped or replaced transaction may make a later one fail; the output says how to undo.',
+    ],
+    options: [
+      dataDirOption,
+      { name: 'revision', type: 'string', value: 'REV', description: 'the revision to drop or replace (required)' },
+      { name: 'drop', type: 'boolean', description: 'drop the transaction at REV' },
+      { name: 'replace', type: 'string', value: 'FILE', description: 'replace it with the Transaction in FILE' },
+      { name: 'skip-replay', type: 'boolean', description: 'do not replay the result (checks still run)' },
+    ],
+    run: (values, io) => logEdit({
+      ...offline(values, io), revision: revision('revision', required('revision', values['revision']))!,
+      drop: values['drop'] === true, replace: values['replace'] as string | undefined,
+      replay: values['skip-replay'] !== true,
+    }, io),
+  },
+];
+
+function optionText(option: OptionSpec): string {
+  return `--${option.name}${option.value === undefined ? '' : ` ${option.value}`}`;
+}
+
+function commandHelp(command: Command, write: Write): void {
+  write(`usage: strata ${command.name} ${command.options.map((o) => `[${optionText(o)}]`).join(' ')}`);
+  write('');
+  for (const line of command.description) write(line);
+  write('');
+  write('options:');
+  const width = Math.max(...command.options.map((o) => optionText(o).length), '--help'.length) + 2;
+  for (const option of command.options) write(`  ${optionText(option).padEnd(width)}${option.description}`);
+  write(`  ${'--help'.padEnd(width)}this help`);
+  write('');
+  write('exit codes:');
+  for (const line of exitCodeLines) write(`  ${line}`);
+}
+
+function listHelp(prefix: string, write: Write): void {
+  const synopsis = prefix === '' ? '<command>' : `${prefix}<command>`;
+  write(`usage: strata ${synopsis} [options]   (strata ${synopsis} --help for one command's own help)`);
+  write('');
+  write('commands:');
+  const shown = commands.filter((c) => c.name.startsWith(prefix));
+  const width = Math.max(...shown.map((c) => c.name.length)) + 2;
+  for (const command of shown) write(`  ${command.name.padEnd(width)}${command.summary}`);
+  write('');
+  write('The log commands are offline: they work on the data directory of a stopped daemon (--data-dir, default');
+  write('./data), hold its lock while they run, and refuse if a running daemon holds it. See docs/operations.md.');
+  write('');
+  write('exit codes:');
+  for (const line of exitCodeLines) write(`  ${line}`);
+}
+
+/** Runs the strata command line `argv` (without node and the script); returns the exit code. */
+export function run(argv: string[], io: Io): number {
+  const words: string[] = [];
+  for (const arg of argv) {
+    if (arg.startsWith('-')) break;
+    words.push(arg);
+  }
+  const help = argv.includes('--help') || argv.includes('-h');
+  const command = commands.find((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
+  if (command === undefined) {
+    const group = words.length === 1 && commands.some((c) => c.name.startsWith(`${words[0]} `)) ? `${words[0]} ` : '';
+    if (words.length <= 1 && (words.length === 0 || group !== '')) {
+      listHelp(group, help ? io.write : io.writeError);
+      return help ? exitOk : exitUsage;
+    }
+    io.writeError(`strata: unknown command '${words.join(' ')}'; see strata --help`);
+    return exitUsage;
+  }
+  if (help) {
+    commandHelp(command, io.write);
+    return exitOk;
+  }
+  const config: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const option of command.options) config[option.name] = { type: option.type };
+  try {
+    const { values } = parseArgs({ args: argv.slice(command.name.split(' ').length), options: config, strict: true,
+      allowPositionals: false });
+    return command.run(values as Values, io);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    if (!(error instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw error;
+    io.writeError(`strata: ${(error as Error).message}; see strata ${command.name} --help`);
+    return exitUsage;
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * What every offline tool of the strata command shares: exit codes, output callbacks, the data directory lock,
+ * usage errors, and the few file moves that must be durable. Owner: the main thread of the strata process (or a
+ * test calling the tools in its own thread).
+ * Invariants: a tool touches a data directory only while it holds its lock, and releases only a lock it took; a
+ * file is moved or replaced only after its new bytes and directory entries are fsynced.
+ */
+import {
+  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
+  statSync, unlinkSync, writeSync,
+} from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { FormatError, fsyncDirectory } from '../core/files.js';
+import { acquireLock, LockedError, releaseLock, type LockHolder } from '../core/lock.js';
+
+/** Exit codes of the strata command (documented in docs/operations.md and in `strata --help`). */
+export const exitOk = 0;
+export const exitFailure = 1;       // a failure, or corruption found
+export const exitUsage = 2;         // bad arguments
+export const exitLocked = 3;        // the data directory is in use (a live daemon or another tool holds its lock)
+export const exitTornTail = 4;      // verify: the only problem is a torn tail, which the daemon cuts at its next start
+
+/** One line of output (no newline). */
+export type Write = (line: string) => void;
+
+export interface Output {
+  write: Write;
+  /** Errors and warnings (stderr in the command); defaults to write. */
+  writeError?: Write;
+}
+
+export interface OfflineOptions {
+  dataDir: string;
+  /**
+   * True when called by the strata command, a process that just started: a LOCK that names its own pid was left
+   * by a dead process whose pid was reused, and is stale (as acquireLock treats it). False (tests, a process that
+   * may also run an Engine): a LOCK naming this process is held by this process, and the tool refuses.
+   */
+  cliProcess?: boolean;
+}
+
+/** A mistake in the arguments: exit code 2, with this message. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** The exit code of an error thrown while checking arguments (before the data directory is touched). */
+export function usageFailed(error: unknown, output: Output): number {
+  if (!(error instanceof UsageError)) throw error;
+  (output.writeError ?? output.write)(`strata: ${error.message}`);
+  return exitUsage;
+}
+
+export function logDirectory(dataDir: string): string {
+  return join(dataDir, 'log');
+}
+
+export function snapshotDirectory(dataDir: string): string {
+  return join(dataDir, 'snapshots');
+}
+
+/**
+ * Runs `body` holding the data directory's lock, and turns what it throws into an exit code and a message:
+ * LockedError 3, UsageError 2, FormatError and any other error 1.
+ */
+export function withDataDirectory(options: OfflineOptions, what: string, output: Output, body: () => number): number {
+  const writeError = output.writeError ?? output.write;
+  if (!existsSync(options.dataDir) || !statSync(options.dataDir).isDirectory()) {
+    writeError(`strata: no data directory at ${options.dataDir} (give it with --data-dir)`);
+    return exitFailure;
+  }
+  try {
+    lockDataDirectory(options.dataDir, what, options.cliProcess === true);
+  } catch (error) {
+    if (error instanceof LockedError) {
+      writeError(`strata: ${error.message}`);
+      return exitLocked;
+    }
+    throw error;
+  }
+  // process.exit() (the command ends quietly when its reader goes away) skips finally blocks, not 'exit' handlers.
+  const release = () => releaseLock(options.dataDir);
+  process.on('exit', release);
+  try {
+    return body();
+  } catch (error) {
+    if (error instanceof UsageError) {
+      writeError(`strata: ${error.message}`);
+      return exitUsage;
+    }
+    if (error instanceof FormatError) {
+      writeError(`strata: ${error.message}`);
+      return exitFailure;
+    }
+    // An I/O error says enough by its code and message; anything else is a bug, and its stack helps.
+    const e = error as NodeJS.ErrnoException;
+    writeError(`strata: ${what} failed: ${e?.code !== undefined ? e.message : e?.stack ?? String(error)}`);
+    return exitFailure;
+  } finally {
+    process.off('exit', release);
+    releaseLock(options.dataDir);
+  }
+}
+
+function lockDataDirectory(dataDir: string, what: string, cliProcess: boolean): void {
+  if (!cliProcess) {
+    // acquireLock treats a LOCK with this process's pid as stale (pid reuse after a crash); in a process that may
+    // hold an Engine on the same directory it is not.
+    let holder: LockHolder | null = null;
+    try {
+      holder = JSON.parse(readFileSync(join(dataDir, 'LOCK'), 'utf8')) as LockHolder;
+    } catch {
+      holder = null;
+    }
+    if (holder !== null && holder.pid === process.pid) throw new LockedError(dataDir, holder);
+  }
+  acquireLock(dataDir, what);
+}
+
+/** `<parent>/<prefix>-<UTC timestamp>` (a new directory, made durable), e.g. truncated-20250102T030405Z. */
+export function makeKeepDirectory(parent: string, prefix: string, now: Date = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  for (let attempt = 1; ; attempt++) {
+    const path = join(parent, attempt === 1 ? `${prefix}-${stamp}` : `${prefix}-${stamp}-${attempt}`);
+    try {
+      mkdirSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 100) continue;
+      throw error;
+    }
+    fsyncDirectory(parent);
+    return path;
+  }
+}
+
+/** Writes a new file and fsyncs it (it must not exist yet). The directory is not synced here. */
+export function writeFileSynced(path: string, bytes: Uint8Array): void {
+  const fd = openSync(path, 'wx');
+  try {
+    let at = 0;
+    while (at < bytes.length) at += writeSync(fd, bytes, at, bytes.length - at, at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Moves a file into `directory` (a rename; a copy, fsync and unlink across file systems). Both directories are
+ * synced by the caller, after its last move.
+ */
+export function moveInto(path: string, directory: string): string {
+  const target = join(directory, basename(path));
+  try {
+    renameSync(path, target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+    copyFileSync(path, target);
+    const fd = openSync(target, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    unlinkSync(path);
+  }
+  return target;
+}
+
+/** Replaces `path` with `bytes`: written to `<path>.tmp`, fsynced, renamed over it, the directory synced. */
+export function replaceFileSynced(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp`;
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // not there: the usual case
+  }
+  writeFileSynced(tmp, bytes);
+  renameSync(tmp, path);
+  fsyncDirectory(dirname(path));
+}
+
+export interface SnapshotFile { name: string; path: string; revision: number }
+
+const snapshotNamePattern = /^snapshot-([0-9a-f]{16})\.snap$/;
+
+/** The snapshot files of the data directory (`snapshot-<revision %016x>.snap`), oldest first. */
+export function listSnapshots(dataDir: string): SnapshotFile[] {
+  const directory = snapshotDirectory(dataDir);
+  let names: string[];
+  try {
+    names = readdirSync(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const snapshots: SnapshotFile[] = [];
+  for (const name of names) {
+    const match = snapshotNamePattern.exec(name);
+    if (match !== null) snapshots.push({ name, path: join(directory, name), revision: parseInt(match[1]!, 16) });
+  }
+  return snapshots.sort((a, b) => a.revision - b.revision);
+}
+
+/**
+ * The oldest snapshot that a log starting at `firstRevision` continues (its revision is firstRevision - 1 or
+ * later): moving it and every later one away would leave recovery nothing to start from. null when the log
+ * starts at revision 1 (it needs none) or when no snapshot serves it already.
+ */
+export function snapshotFloor(dataDir: string, firstRevision: number): number | null {
+  if (firstRevision <= 1) return null;
+  return listSnapshots(dataDir).find((snapshot) => snapshot.revision >= firstRevision - 1)?.revision ?? null;
+}
+
+/** Moves the snapshots that `moved(revision)` selects into `directory`; returns their names. */
+export function moveSnapshots(dataDir: string, directory: string, moved: (revision: number) => boolean): string[] {
+  const names: string[] = [];
+  for (const snapshot of listSnapshots(dataDir)) {
+    if (!moved(snapshot.revision)) continue;
+    moveInto(snapshot.path, directory);
+    names.push(snapshot.name);
+  }
+  if (names.length > 0) {
+    fsyncDirectory(directory);
+    fsyncDirectory(snapshotDirectory(dataDir));
+  }
+  return names;
+}

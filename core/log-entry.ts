@@ -121,7 +121,7 @@ const replayBuilder = new flatbuffers.Builder(1024);
 /** The transaction bytes of an entry, as replay executes them (valid until the next call). */
 export function entryTransaction(entry: LogEntry): Uint8Array {
   const nested = entry.transactionArray();
-  if (nested !== null) return nested;
+  if (nested !== null && nested.length > 0) return nested; // (the object API writes an empty vector when unset)
   const t = entry.transition();
   if (t === null) throw new Error('a log entry with neither a transaction nor a transition');
   const b = replayBuilder;

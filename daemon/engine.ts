@@ -18,7 +18,10 @@ import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
 import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
 import { acquireLock, releaseLock } from '../core/lock.js';
-import type { CommitMessage, FatalMessage, ReadyMessage, ResultsMessage, WriterData } from '../workers/writer/main.js';
+import type {
+  CommitMessage, FatalMessage, ReadyMessage, ResultsMessage, SnapshotDoneMessage, SnapshotOptions, WriterData,
+} from '../workers/writer/main.js';
+import type { SnapshotWriteResult } from '../workers/snapshot/write.js';
 
 export interface EngineOptions {
   readerThreads?: number;       // default: cores - 1 (the writer and the main thread share the rest), at least 1
@@ -29,6 +32,10 @@ export interface EngineOptions {
   dataDir?: string;
   /** Log segment size (default 64 MiB; tests use small ones). */
   segmentBytes?: number;
+  /** When snapshots are taken and how many are kept (workers/writer/main.ts snapshotDefaults). */
+  snapshot?: Partial<SnapshotOptions>;
+  /** Things worth a log line that the writer reports (snapshots written or failed), as JSON-able objects. */
+  onEvent?: (event: Record<string, unknown>) => void;
   /** Called once when the writer dies (a bug or a full arena mid-apply): the engine is unusable after it. */
   onFailure?: (error: Error) => void;
 }
@@ -74,6 +81,7 @@ export class Engine {
   private closed = false;
   private readonly controlView: Int32Array;
   private readonly onFailure: ((error: Error) => void) | undefined;
+  private readonly onEvent: ((event: Record<string, unknown>) => void) | undefined;
   private statsSlot: ReaderSlot | null = null;
   private readonly arenaF64: () => Float64Array;
   private readonly dataDir: string | null;
@@ -90,6 +98,7 @@ export class Engine {
     this.control = new SharedArrayBuffer(layout.controlBytes);
     this.controlView = new Int32Array(this.control);
     this.onFailure = options.onFailure;
+    this.onEvent = options.onEvent;
     this.dataDir = options.dataDir ?? null;
     let f64: Float64Array = new Float64Array(0);
     this.arenaF64 = () => {
@@ -101,6 +110,7 @@ export class Engine {
     const writerData: WriterData = {
       arena: this.arena, control: this.control, arenaBytesMax, pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault,
       port: channel.port2, dataDir: options.dataDir ?? null, segmentBytes: options.segmentBytes,
+      snapshot: options.snapshot,
     };
     this.writer = new Worker(writerFile, { workerData: writerData, transferList: [channel.port2] });
     this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
@@ -148,6 +158,9 @@ export class Engine {
           this.recovery = (message as ReadyMessage).recovery;
           resolve();
         } else if (message.kind === 'fatal') fatal = message as FatalMessage;
+        else if (message.kind === 'snapshot') {
+          this.settle((message as SnapshotDoneMessage).id, message);
+        } else if (message.kind === 'event') this.onEvent?.((message as unknown as { event: Record<string, unknown> }).event);
       });
     });
   }
@@ -252,6 +265,23 @@ export class Engine {
     const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.port.postMessage({ kind: 'stats', id });
     return promise.then((message) => (message as unknown as { stats: Record<string, number> }).stats);
+  }
+
+  /**
+   * Takes a snapshot of the revision published now (the writer goes on committing while a worker writes it);
+   * resolves when it is installed. One runs at a time: a request during a running snapshot gets that one.
+   */
+  snapshot(): Promise<SnapshotWriteResult> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    this.flushCommits();
+    const id = this.idNext++;
+    const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.port.postMessage({ kind: 'snapshot', id });
+    return promise.then((answer) => {
+      const done = answer as unknown as SnapshotDoneMessage;
+      if (done.result === null) throw new EngineError(`snapshot failed: ${done.error}`, 'SNAPSHOT');
+      return done.result;
+    });
   }
 
   /** Finishes the group in flight (its commits are answered), closes the log, stops the threads, unlocks. */

@@ -11,7 +11,13 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { join } from 'node:path';
 import { failpoint } from '../../core/failpoints.js';
 import { LogGroupBuilder } from '../../core/log-entry.js';
+import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
+import { FormatError, fsyncDirectory } from '../../core/files.js';
 import { writerGroupTransactionsMax } from '../../core/limits.js';
+import { listSnapshots } from '../snapshot/read.js';
+import { spawnSnapshot } from '../snapshot/spawn.js';
+import type { SnapshotWriteResult } from '../snapshot/write.js';
+import { loadSnapshot } from './restore.js';
 import { pinClockMs } from '../reader/pin.js';
 import { WriteAheadLog } from './log.js';
 import { recover, type Recovery } from './recover.js';
@@ -26,26 +32,65 @@ export interface WriterData {
   /** null: in memory only (tests and benchmarks of the engine alone). */
   dataDir: string | null;
   segmentBytes?: number;
+  snapshot?: Partial<SnapshotOptions>;
 }
+
+export interface SnapshotOptions {
+  /** Take a snapshot this often (ms; 0: never by time). Default 30 min. */
+  everyMs: number;
+  /** Take a snapshot when this many log bytes were written since the last one (0: never by size). Default 256 MiB. */
+  logBytes: number;
+  /** Snapshots kept (newest first); log segments wholly before the oldest kept one are deleted. Default 2. */
+  retained: number;
+}
+
+export const snapshotDefaults: SnapshotOptions = { everyMs: 30 * 60_000, logBytes: 256 * 1024 * 1024, retained: 2 };
 
 export interface CommitMessage { kind: 'commit'; ids: number[]; transactions: Uint8Array[] }
 export interface StatsMessage { kind: 'stats'; id: number }
 export interface CloseMessage { kind: 'close'; id: number }
-export type WriterRequest = CommitMessage | StatsMessage | CloseMessage;
+export interface SnapshotMessage { kind: 'snapshot'; id: number }
+export type WriterRequest = CommitMessage | StatsMessage | CloseMessage | SnapshotMessage;
+/** The answer to SnapshotMessage: the snapshot written, or why not. */
+export interface SnapshotDoneMessage { kind: 'snapshot'; id: number; result: SnapshotWriteResult | null; error: string | null }
 export interface ResultsMessage { kind: 'results'; ids: number[]; results: Uint8Array[] }
 export interface ReadyMessage { kind: 'ready'; recovery: Omit<Recovery, 'tail'> | null }
 export interface FatalMessage { kind: 'fatal'; code: string; message: string }
 
 const data = workerData as WriterData;
 
-// Wired to workers/writer/restore.ts when the snapshot loader lands (same commit series).
-function loadNewestSnapshot(_writer: WriterCore, _dir: string): { path: string; revision: number } | null {
+/**
+ * Loads the newest snapshot that checks into the (empty) writer. A damaged one is renamed `<name>.broken` and the
+ * next older one is tried with a new, empty writer, as etcd does; the log must then reach back to it (recover()
+ * says so when it does not).
+ */
+function loadNewestSnapshot(dir: string): { path: string; revision: number } | null {
+  let candidates: { path: string; revision: number }[];
+  try {
+    candidates = listSnapshots(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  for (const candidate of candidates) {
+    try {
+      const loaded = loadSnapshot(writer, candidate.path);
+      return { path: candidate.path, revision: loaded.revision };
+    } catch (error) {
+      if (!(error instanceof FormatError)) throw error;
+      renameSync(candidate.path, `${candidate.path}.broken`);
+      brokenSnapshots.push(`${candidate.path}: ${error.message}`);
+      writer = newWriter();
+    }
+  }
   return null;
 }
-const writer = new WriterCore({
+const newWriter = (): WriterCore => new WriterCore({
   arena: data.arena, control: data.control, arenaBytesMax: data.arenaBytesMax, pinMsMax: data.pinMsMax,
   now: pinClockMs,
 });
+let writer = newWriter();
+const brokenSnapshots: string[] = [];
 const port = data.port;
 let log: WriteAheadLog | null = null;
 const groupLog = new LogGroupBuilder();
@@ -62,7 +107,7 @@ function fatal(error: unknown): never {
 }
 
 function stats(): Record<string, number> {
-  return { ...writer.stats(), commitMsTotal, appendMsTotal, groupTransactions,
+  return { ...writer.stats(), commitMsTotal, appendMsTotal, groupTransactions, ...snapshotStats,
     ...(log === null ? {} : { ...prefixed(log.stats()), fsyncMsTotal }) };
 }
 
@@ -106,15 +151,98 @@ function group(first: CommitMessage): void {
   writer.publish();
   port.postMessage({ kind: 'results', ids, results } satisfies ResultsMessage);
   for (const request of after) other(request);
+  snapshotDue();
 }
 
 function other(message: WriterRequest): void {
   if (message.kind === 'stats') port.postMessage({ kind: 'stats', id: message.id, stats: stats() });
-  else if (message.kind === 'close') {
-    log?.close();
-    log = null;
-    port.postMessage({ kind: 'closed', id: message.id });
+  else if (message.kind === 'snapshot') {
+    snapshotWaiters.push(message.id);
+    startSnapshot('request');
+  } else if (message.kind === 'close') {
+    closing = true;
+    if (snapshotRunning !== null) {
+      snapshotRunning.finally(() => close(message.id)).catch(() => undefined);
+    } else close(message.id);
   }
+}
+
+function close(id: number): void {
+  clearInterval(snapshotTimer);
+  log?.close();
+  log = null;
+  port.postMessage({ kind: 'closed', id });
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Snapshots: by time, by log bytes, on request; one at a time, in a worker, from the revision just published.
+
+const snapshotOptions: SnapshotOptions = { ...snapshotDefaults, ...data.snapshot };
+let snapshotRunning: Promise<unknown> | null = null;
+let snapshotWaiters: number[] = [];
+let snapshotLogBytesAt = 0;      // log.bytesWritten when the last snapshot started
+let snapshotTimer: ReturnType<typeof setInterval> | undefined;
+let closing = false;
+const snapshotStats = { snapshotsTaken: 0, snapshotsFailed: 0, snapshotLastRevision: 0, snapshotLastMs: 0,
+  snapshotLastBytes: 0, segmentsRemoved: 0 };
+
+function snapshotDue(): void {
+  if (log === null || snapshotRunning !== null || snapshotOptions.logBytes <= 0) return;
+  if (log.bytesWritten - snapshotLogBytesAt >= snapshotOptions.logBytes) startSnapshot('log bytes');
+}
+
+/** Pins the published revision and writes it in a worker; the writer goes on committing meanwhile. */
+function startSnapshot(reason: string): void {
+  if (data.dataDir === null || closing) {
+    answerSnapshot(null, data.dataDir === null ? 'no data directory: nothing to snapshot' : 'closing');
+    return;
+  }
+  if (snapshotRunning !== null) return; // the waiters get the running one's outcome
+  const dir = join(data.dataDir, 'snapshots');
+  mkdirSync(dir, { recursive: true });
+  snapshotLogBytesAt = log?.bytesWritten ?? 0;
+  const revision = writer.revision;
+  let promise: Promise<SnapshotWriteResult>;
+  try {
+    promise = spawnSnapshot({ arena: data.arena, control: data.control, directory: dir, revision, term: 0,
+      idempotency: writer.idempotencyEntries() });
+  } catch (error) {
+    snapshotStats.snapshotsFailed++;
+    answerSnapshot(null, String((error as Error)?.message ?? error));
+    return;
+  }
+  snapshotRunning = promise.then((result) => {
+    snapshotStats.snapshotsTaken++;
+    snapshotStats.snapshotLastRevision = result.revision;
+    snapshotStats.snapshotLastMs = result.ms;
+    snapshotStats.snapshotLastBytes = result.bytes;
+    retain(dir);
+    port.postMessage({ kind: 'event', event: { msg: 'snapshot written', reason, ...result } });
+    answerSnapshot(result, null);
+  }, (error: unknown) => {
+    // Not fail-stop: the log still holds everything; the next trigger tries again.
+    snapshotStats.snapshotsFailed++;
+    port.postMessage({ kind: 'event', event: { msg: 'snapshot failed', reason, error: String((error as Error)?.message ?? error) } });
+    answerSnapshot(null, String((error as Error)?.message ?? error));
+  }).finally(() => {
+    snapshotRunning = null;
+  });
+}
+
+function answerSnapshot(result: SnapshotWriteResult | null, error: string | null): void {
+  const waiters = snapshotWaiters;
+  snapshotWaiters = [];
+  for (const id of waiters) port.postMessage({ kind: 'snapshot', id, result, error } satisfies SnapshotDoneMessage);
+}
+
+/** Keeps the newest `retained` snapshots; deletes log segments wholly before the oldest one kept. */
+function retain(dir: string): void {
+  const snapshots = listSnapshots(dir);
+  const kept = snapshots.slice(0, Math.max(1, snapshotOptions.retained));
+  for (const old of snapshots.slice(kept.length)) unlinkSync(old.path);
+  if (snapshots.length > kept.length) fsyncDirectory(dir);
+  const oldest = kept.at(-1);
+  if (oldest !== undefined && log !== null) snapshotStats.segmentsRemoved += log.removeBefore(oldest.revision, 0).length;
 }
 
 function start(): void {
@@ -122,10 +250,15 @@ function start(): void {
   if (data.dataDir !== null) {
     const logDir = join(data.dataDir, 'log');
     const snapshotDir = join(data.dataDir, 'snapshots');
-    recovery = recover(writer, logDir, () => loadNewestSnapshot(writer, snapshotDir));
+    recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir));
+    if (brokenSnapshots.length > 0) recovery.brokenSnapshots = brokenSnapshots;
     log = new WriteAheadLog({ dir: logDir, segmentBytes: data.segmentBytes, onSync: (ms) => { fsyncMsTotal += ms; } });
     log.open(recovery.tail, writer.revision);
     writer.log = groupLog;
+    if (snapshotOptions.everyMs > 0) {
+      snapshotTimer = setInterval(() => startSnapshot('time'), snapshotOptions.everyMs);
+      snapshotTimer.unref();
+    }
   }
   port.on('message', (message: WriterRequest) => {
     if (message.kind === 'commit') group(message);

@@ -39,6 +39,7 @@ export interface Recovery {
   skipped: number;         // entries at or below the snapshot's revision
   tail: LogTail;
   torn: { file: string; offset: number; reason: string } | null;
+  brokenSnapshots?: string[]; // damaged snapshots set aside (renamed .broken) before an older one loaded
   ms: number;
 }
 
@@ -46,10 +47,11 @@ export interface Recovery {
  * `loadSnapshot` loads the newest usable snapshot into the empty writer and returns it (null: none), so that
  * recovery does not depend on the snapshot format.
  */
-export function recover(writer: WriterCore, logDir: string,
+export function recover(writerOf: WriterCore | (() => WriterCore), logDir: string,
   loadSnapshot: () => { path: string; revision: number } | null): Recovery {
   const start = performance.now();
   const snapshot = loadSnapshot();
+  const writer = typeof writerOf === 'function' ? writerOf() : writerOf; // loading may have replaced a writer spoilt by a damaged snapshot
   const snapshotMs = performance.now() - start;
   const base = snapshot?.revision ?? 0;
   let replayed = 0;

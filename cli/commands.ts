@@ -14,8 +14,6 @@ import { UsageError } from './tool-support.js';
 
 export interface Io extends Output {
   writeError: Write;
-  /** True in the strata process itself (see OfflineOptions.cliProcess). */
-  cliProcess: boolean;
 }
 
 interface OptionSpec {
@@ -62,8 +60,8 @@ function required(flag: string, value: string | boolean | undefined): string | b
   return value;
 }
 
-function offline(values: Values, io: Io): { dataDir: string; cliProcess: boolean } {
-  return { dataDir: (values['data-dir'] as string | undefined) ?? './data', cliProcess: io.cliProcess };
+function offline(values: Values): { dataDir: string } {
+  return { dataDir: (values['data-dir'] as string | undefined) ?? './data' };
 }
 
 export const commands: Command[] = [
@@ -93,7 +91,7 @@ export const commands: Command[] = [
       { name: 'json', type: 'boolean', description: 'one JSON object per line' },
     ],
     run: (values, io) => logDump({
-      ...offline(values, io), from: revision('from', values['from']), to: revision('to', values['to']),
+      ...offline(values), from: revision('from', values['from']), to: revision('to', values['to']),
       op: values['op'] as string | undefined, job: values['job'] as string | undefined,
       task: values['task'] as string | undefined, json: values['json'] === true,
     }, io),
@@ -112,7 +110,7 @@ export const commands: Command[] = [
     options: [
       dataDirOption, { name: 'replay', type: 'boolean', description: 're-execute the log to prove it replays' },
     ],
-    run: (values, io) => logVerify({ ...offline(values, io), replay: values['replay'] === true }, io),
+    run: (values, io) => logVerify({ ...offline(values), replay: values['replay'] === true }, io),
   },
   {
     name: 'log truncate',
@@ -130,7 +128,7 @@ export const commands: Command[] = [
       { name: 'after', type: 'string', value: 'REV', description: 'keep revisions up to REV (required)' },
     ],
     run: (values, io) => logTruncate({
-      ...offline(values, io), after: revision('after', required('after', values['after']))!,
+      ...offline(values), after: revision('after', required('after', values['after']))!,
     }, io),
   },
   {
@@ -152,7 +150,7 @@ export const commands: Command[] = [
       { name: 'skip-replay', type: 'boolean', description: 'do not replay the result (checks still run)' },
     ],
     run: (values, io) => logEdit({
-      ...offline(values, io), revision: revision('revision', required('revision', values['revision']))!,
+      ...offline(values), revision: revision('revision', required('revision', values['revision']))!,
       drop: values['drop'] === true, replace: values['replace'] as string | undefined,
       replay: values['skip-replay'] !== true,
     }, io),

@@ -38,7 +38,7 @@ function writeError(line: string): void {
 }
 
 try {
-  process.exitCode = run(process.argv.slice(2), { write, writeError, cliProcess: true });
+  process.exitCode = run(process.argv.slice(2), { write, writeError });
 } catch (error) {
   writeError(`strata: ${(error as Error)?.stack ?? String(error)}`);
   process.exitCode = 1;

@@ -6,12 +6,12 @@
  * file is moved or replaced only after its new bytes and directory entries are fsynced.
  */
 import {
-  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
+  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync,
   statSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FormatError, fsyncDirectory } from '../core/files.js';
-import { acquireLock, LockedError, releaseLock, type LockHolder } from '../core/lock.js';
+import { acquireLock, LockedError, releaseLock } from '../core/lock.js';
 
 /** Exit codes of the strata command (documented in docs/operations.md and in `strata --help`). */
 export const exitOk = 0;
@@ -31,12 +31,6 @@ export interface Output {
 
 export interface OfflineOptions {
   dataDir: string;
-  /**
-   * True when called by the strata command, a process that just started: a LOCK that names its own pid was left
-   * by a dead process whose pid was reused, and is stale (as acquireLock treats it). False (tests, a process that
-   * may also run an Engine): a LOCK naming this process is held by this process, and the tool refuses.
-   */
-  cliProcess?: boolean;
 }
 
 /** A mistake in the arguments: exit code 2, with this message. */
@@ -73,7 +67,7 @@ export function withDataDirectory(options: OfflineOptions, what: string, output:
     return exitFailure;
   }
   try {
-    lockDataDirectory(options.dataDir, what, options.cliProcess === true);
+    lockDataDirectory(options.dataDir, what);
   } catch (error) {
     if (error instanceof LockedError) {
       writeError(`strata: ${error.message}`);
@@ -105,18 +99,7 @@ export function withDataDirectory(options: OfflineOptions, what: string, output:
   }
 }
 
-function lockDataDirectory(dataDir: string, what: string, cliProcess: boolean): void {
-  if (!cliProcess) {
-    // acquireLock treats a LOCK with this process's pid as stale (pid reuse after a crash); in a process that may
-    // hold an Engine on the same directory it is not.
-    let holder: LockHolder | null = null;
-    try {
-      holder = JSON.parse(readFileSync(join(dataDir, 'LOCK'), 'utf8')) as LockHolder;
-    } catch {
-      holder = null;
-    }
-    if (holder !== null && holder.pid === process.pid) throw new LockedError(dataDir, holder);
-  }
+function lockDataDirectory(dataDir: string, what: string): void {
   acquireLock(dataDir, what);
 }
 

@@ -6,7 +6,7 @@
  * then fails its O_EXCL create (or, rarely, both remove and one re-creates): systemd starts one daemon anyway.
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 export interface LockHolder { pid: number; what: string; since: string }
 
@@ -17,6 +17,9 @@ export class LockedError extends Error {
     this.name = 'LockedError';
   }
 }
+
+/** Data directories this process holds (a lock file naming this pid but not listed here is a reused pid's). */
+const held = new Set<string>();
 
 function alive(pid: number): boolean {
   try {
@@ -35,8 +38,11 @@ export function lockHolder(dataDir: string): LockHolder | null {
   } catch {
     return null;
   }
-  // This process counts as a holder too: an engine of its own has the directory (tests open several).
-  return typeof holder.pid === 'number' && alive(holder.pid) ? holder : null;
+  if (typeof holder.pid !== 'number') return null;
+  // This process is a holder when it took the lock itself (an engine of its own, a tool run by a test); a lock
+  // naming this pid that it did not take was left by a dead process whose pid was reused.
+  if (holder.pid === process.pid) return held.has(resolve(dataDir)) ? holder : null;
+  return alive(holder.pid) ? holder : null;
 }
 
 /** Takes the lock for this process; throws LockedError when another live process holds it. */
@@ -46,6 +52,7 @@ export function acquireLock(dataDir: string, what: string): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       writeFileSync(path, JSON.stringify(mine), { flag: 'wx' });
+      held.add(resolve(dataDir));
       return;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -59,6 +66,7 @@ export function acquireLock(dataDir: string, what: string): void {
 }
 
 export function releaseLock(dataDir: string): void {
+  if (!held.delete(resolve(dataDir))) return;
   try {
     const holder = JSON.parse(readFileSync(join(dataDir, 'LOCK'), 'utf8')) as LockHolder;
     if (holder.pid === process.pid) rmSync(join(dataDir, 'LOCK'), { force: true });

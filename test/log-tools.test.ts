@@ -464,7 +464,7 @@ test('bad arguments exit 2 with a message and change nothing', (t) => {
   for (const [argv, message] of cases) {
     const lines: string[] = [];
     const write = (line: string) => lines.push(line);
-    const code = run(argv, { write, writeError: write, cliProcess: false });
+    const code = run(argv, { write, writeError: write });
     t.is(code, exitUsage, argv.join(' '));
     t.regex(lines.join('\n'), message, argv.join(' '));
   }

@@ -397,6 +397,3 @@ function bytesOrNull(bytes: Uint8Array | null): Uint8Array | null {
   return bytes === null || bytes.length === 0 ? null : bytes;
 }
 
-function stringOrNull(value: string | null): string | null {
-  return value === null || value === '' ? null : value;
-}

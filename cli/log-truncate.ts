@@ -20,8 +20,8 @@ import {
   dataEnd, encodeGroup, findRevision, groupPayload, type GroupItem, type LogRead, readLog, segmentPath,
 } from './log-read.js';
 import {
-  exitOk, listSnapshots, logDirectory, makeKeepDirectory, moveInto, moveSnapshots, type OfflineOptions, type Output,
-  replaceFileSynced, snapshotFloor, UsageError, usageFailed, withDataDirectory, writeFileSynced,
+  dataDirectorySnapshots, exitOk, logDirectory, makeKeepDirectory, moveInto, moveSnapshots, type OfflineOptions,
+  type Output, replaceFileSynced, snapshotFloor, UsageError, usageFailed, withDataDirectory, writeFileSynced,
 } from './tool-support.js';
 
 export interface TruncateOptions extends OfflineOptions {
@@ -67,7 +67,7 @@ function truncate(options: TruncateOptions, output: Output): number {
   const bytes = readFileSync(path);
   const tailEnd = dataEnd(bytes, cut.offset);
   const later = read.segments.slice(cut.segmentIndex + 1);
-  const snapshots = listSnapshots(options.dataDir).filter((snapshot) => snapshot.revision > after);
+  const snapshots = dataDirectorySnapshots(options.dataDir).filter((snapshot) => snapshot.revision > after);
   if (tailEnd === cut.offset && later.length === 0 && snapshots.length === 0) {
     write(`nothing to truncate: the log ends at revision ${after}`);
     return exitOk;

@@ -11,15 +11,12 @@ import { join } from 'node:path';
 import { checkedBuffer } from '../core/checked.js';
 import { LogGroup } from '../core/fbs/strata.js';
 import { decodeHeader, type FileHeader, FormatError, magicLog } from '../core/files.js';
-import * as layout from '../core/layout.js';
-import * as limits from '../core/limits.js';
 import { listSegments, scanLog, scanSegment, type SegmentFile } from '../core/wal.js';
-import { pinClockMs } from '../workers/reader/pin.js';
 import { recover } from '../workers/writer/recover.js';
-import { WriterCore } from '../workers/writer/writer.js';
+import { newOfflineWriter } from './offline-recovery.js';
 import {
-  exitFailure, exitOk, exitTornTail, listSnapshots, logDirectory, type OfflineOptions, type Output, withDataDirectory,
-  type Write,
+  dataDirectorySnapshots, exitFailure, exitOk, exitTornTail, formatReason, logDirectory, type OfflineOptions,
+  type Output, snapshotDirectory, withDataDirectory, type Write,
 } from './tool-support.js';
 
 export interface LogProblem {
@@ -87,7 +84,7 @@ function checkSegment(dir: string, segment: SegmentFile, newest: boolean, cursor
     header = decodeHeader(bytes, magicLog, file);
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    problem(error.offset, reason(error));
+    problem(error.offset, formatReason(error));
     cursor.previous = { seq: segment.seq, name: segment.name, lastCrc: null };
     cursor.expected = null;
     return;
@@ -137,26 +134,19 @@ function checkSegment(dir: string, segment: SegmentFile, newest: boolean, cursor
     }
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    problem(error.offset, reason(error));
+    problem(error.offset, formatReason(error));
     cursor.expected = null; // the rest of this segment is unread: the next one is checked from its own header
   }
   cursor.previous = { seq: segment.seq, name: segment.name, lastCrc };
 }
 
-/** A FormatError's message without the file and offset it starts with (a problem line prints them). */
-function reason(error: FormatError): string {
-  const prefix = `${error.file} at offset ${error.offset}: `;
-  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
-}
-
 /** Recovery starts from the newest snapshot (or revision 0): the log must go on from there. */
 function checkSnapshots(dataDir: string, summary: LogSummary, problems: LogProblem[]): void {
-  const snapshots = listSnapshots(dataDir);
-  const newest = snapshots.at(-1);
+  const newest = dataDirectorySnapshots(dataDir)[0];
   const base = newest?.revision ?? 0;
   if (summary.segments === 0) return;
   if (summary.firstRevision > base + 1) {
-    problems.push({ file: newest?.path ?? join(dataDir, 'snapshots'), offset: 0, revision: null, torn: false,
+    problems.push({ file: newest?.path ?? snapshotDirectory(dataDir), offset: 0, revision: null, torn: false,
       message: `the log starts at revision ${summary.firstRevision} but ${newest === undefined ? 'there is no ' +
         'snapshot' : `the newest snapshot is at ${base}`}: revisions ${base + 1}..${summary.firstRevision - 1} are ` +
         'missing and the daemon cannot recover' });
@@ -201,9 +191,7 @@ export function replayLog(dataDir: string, write: Write): boolean | null {
       'snapshot loader');
     return null;
   }
-  const arena = new SharedArrayBuffer(limits.arenaBytesInitialDefault, { maxByteLength: limits.arenaBytesMaxDefault });
-  const writer = new WriterCore({ arena, control: new SharedArrayBuffer(layout.controlBytes),
-    arenaBytesMax: limits.arenaBytesMaxDefault, pinMsMax: limits.pinMsMaxDefault, now: pinClockMs });
+  const { writer } = newOfflineWriter();
   const start = performance.now();
   try {
     const recovery = recover(writer, dir, () => null);

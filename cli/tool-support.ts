@@ -6,12 +6,12 @@
  * file is moved or replaced only after its new bytes and directory entries are fsynced.
  */
 import {
-  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync,
-  statSync, unlinkSync, writeSync,
+  closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FormatError, fsyncDirectory } from '../core/files.js';
 import { acquireLock, LockedError, releaseLock } from '../core/lock.js';
+import { listSnapshots } from '../workers/snapshot/read.js';
 
 /** Exit codes of the strata command (documented in docs/operations.md and in `strata --help`). */
 export const exitOk = 0;
@@ -39,6 +39,12 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+}
+
+/** A FormatError's message without the file and offset it starts with (for a line that prints them itself). */
+export function formatReason(error: FormatError): string {
+  const prefix = `${error.file} at offset ${error.offset}: `;
+  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
 /** The exit code of an error thrown while checking arguments (before the data directory is touched). */
@@ -81,22 +87,28 @@ export function withDataDirectory(options: OfflineOptions, what: string, output:
   try {
     return body();
   } catch (error) {
-    if (error instanceof UsageError) {
-      writeError(`strata: ${error.message}`);
-      return exitUsage;
-    }
-    if (error instanceof FormatError) {
-      writeError(`strata: ${error.message}`);
-      return exitFailure;
-    }
-    // An I/O error says enough by its code and message; anything else is a bug, and its stack helps.
-    const e = error as NodeJS.ErrnoException;
-    writeError(`strata: ${what} failed: ${e?.code !== undefined ? e.message : e?.stack ?? String(error)}`);
-    return exitFailure;
+    return failed(error, what, output);
   } finally {
     process.off('exit', release);
     releaseLock(options.dataDir);
   }
+}
+
+/** The exit code of an error a tool threw, its message written: UsageError 2, FormatError and any other error 1. */
+export function failed(error: unknown, what: string, output: Output): number {
+  const writeError = output.writeError ?? output.write;
+  if (error instanceof UsageError) {
+    writeError(`strata: ${error.message}`);
+    return exitUsage;
+  }
+  if (error instanceof FormatError) {
+    writeError(`strata: ${error.message}`);
+    return exitFailure;
+  }
+  // An I/O error says enough by its code and message; anything else is a bug, and its stack helps.
+  const e = error as NodeJS.ErrnoException;
+  writeError(`strata: ${what} failed: ${e?.code !== undefined ? e.message : e?.stack ?? String(error)}`);
+  return exitFailure;
 }
 
 function lockDataDirectory(dataDir: string, what: string): void {
@@ -166,26 +178,17 @@ export function replaceFileSynced(path: string, bytes: Uint8Array): void {
   fsyncDirectory(dirname(path));
 }
 
-export interface SnapshotFile { name: string; path: string; revision: number }
-
-const snapshotNamePattern = /^snapshot-([0-9a-f]{16})\.snap$/;
-
-/** The snapshot files of the data directory (`snapshot-<revision %016x>.snap`), oldest first. */
-export function listSnapshots(dataDir: string): SnapshotFile[] {
-  const directory = snapshotDirectory(dataDir);
-  let names: string[];
+/**
+ * The snapshots of the data directory, newest (highest revision) first: workers/snapshot/read.ts listSnapshots
+ * over `<dataDir>/snapshots`, none when there is no such directory.
+ */
+export function dataDirectorySnapshots(dataDir: string): { path: string; revision: number }[] {
   try {
-    names = readdirSync(directory);
+    return listSnapshots(snapshotDirectory(dataDir));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  const snapshots: SnapshotFile[] = [];
-  for (const name of names) {
-    const match = snapshotNamePattern.exec(name);
-    if (match !== null) snapshots.push({ name, path: join(directory, name), revision: parseInt(match[1]!, 16) });
-  }
-  return snapshots.sort((a, b) => a.revision - b.revision);
 }
 
 /**
@@ -195,16 +198,17 @@ export function listSnapshots(dataDir: string): SnapshotFile[] {
  */
 export function snapshotFloor(dataDir: string, firstRevision: number): number | null {
   if (firstRevision <= 1) return null;
-  return listSnapshots(dataDir).find((snapshot) => snapshot.revision >= firstRevision - 1)?.revision ?? null;
+  return dataDirectorySnapshots(dataDir).findLast((snapshot) => snapshot.revision >= firstRevision - 1)?.revision ??
+    null;
 }
 
 /** Moves the snapshots that `moved(revision)` selects into `directory`; returns their names. */
 export function moveSnapshots(dataDir: string, directory: string, moved: (revision: number) => boolean): string[] {
   const names: string[] = [];
-  for (const snapshot of listSnapshots(dataDir)) {
+  for (const snapshot of dataDirectorySnapshots(dataDir)) {
     if (!moved(snapshot.revision)) continue;
     moveInto(snapshot.path, directory);
-    names.push(snapshot.name);
+    names.push(basename(snapshot.path));
   }
   if (names.length > 0) {
     fsyncDirectory(directory);

@@ -1,7 +1,7 @@
 /**
- * The strata command's dispatcher: one table of commands (a name of one or more words, its options, its help,
- * and the function that runs it), parsed with node:util parseArgs. Online commands (status, query, watch,
- * backup, ...) are added as more rows. Owner: the strata process's main thread.
+ * The strata command's dispatcher: one table of commands (a name of one or more words, its options, at most one
+ * positional argument, its help, and the function that runs it), parsed with node:util parseArgs. Online commands
+ * (status, query, watch, backup, ...) are added as more rows. Owner: the strata process's main thread.
  * Invariants: every command and command group answers --help (exit 0); any mistake in the arguments is exit 2
  * with a one-line message naming the help to read; a command's exit code is what its function returns.
  */
@@ -10,6 +10,8 @@ import {
   exitFailure, exitLocked, exitOk, exitTornTail, exitUsage, logDump, logEdit, logTruncate, logVerify, opNames,
   type Output, type Write,
 } from './log-tools.js';
+import { snapshotCreate, snapshotKeepDefault } from './snapshot-create.js';
+import { snapshotDumpCommand } from './snapshot-tools.js';
 import { UsageError } from './tool-support.js';
 
 export interface Io extends Output {
@@ -30,7 +32,9 @@ interface Command {
   summary: string;
   description: string[];
   options: OptionSpec[];
-  run(values: Values, io: Io): number;
+  /** The one positional argument the command takes, if any (its placeholder in help: FILE). */
+  positional?: string;
+  run(values: Values, io: Io, positional: string | undefined): number;
 }
 
 const dataDirOption: OptionSpec = { name: 'data-dir', type: 'string', value: 'DIR',
@@ -44,16 +48,19 @@ const exitCodeLines = [
   `${exitTornTail}  log verify: the only problem is a torn tail (the daemon cuts it off at its next start)`,
 ];
 
-/** A revision argument: a decimal integer >= 0. */
-function revision(flag: string, value: string | boolean | undefined): number | undefined {
+/** A decimal integer argument >= `least`; `what` names it in the message (a revision, a count). */
+function integer(flag: string, value: string | boolean | undefined, least: number, what: string): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value);
   const parsed = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(parsed)) {
-    throw new UsageError(`--${flag} takes a revision (an integer >= 0), not ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(parsed) || parsed < least) {
+    throw new UsageError(`--${flag} takes ${what} (an integer >= ${least}), not ${JSON.stringify(text)}`);
   }
   return parsed;
 }
+
+const revision = (flag: string, value: string | boolean | undefined) => integer(flag, value, 0, 'a revision');
+const count = (flag: string, value: string | boolean | undefined) => integer(flag, value, 1, 'a count');
 
 function required(flag: string, value: string | boolean | undefined): string | boolean {
   if (value === undefined) throw new UsageError(`--${flag} is required`);
@@ -155,6 +162,53 @@ export const commands: Command[] = [
       replay: values['skip-replay'] !== true,
     }, io),
   },
+  {
+    name: 'snapshot dump',
+    summary: 'print a snapshot file (text or JSON lines), every chunk checked',
+    description: [
+      'Prints the snapshot FILE, or the newest snapshot of the data directory (--revision REV: the one of',
+      'that revision): its header, then each chunk and one line per record (configs with their reference',
+      'counts, tasks, cron jobs, job updates, quotas, hosts, maintenance, scheduler, idempotency window), then',
+      'the end frame\'s revision and counts. With --json: one JSON object per line with a `kind` field, the',
+      'records as the FlatBuffers object API gives them (64-bit integers as numbers when exact, bytes as hex).',
+      'Every chunk\'s checksum is checked before its records are printed; a damaged file exits 1 naming the file',
+      'and the offset (the lines before the damage stay printed). It takes no lock: an installed snapshot is',
+      'never changed, so the snapshots of a running daemon can be dumped too.',
+    ],
+    options: [
+      { ...dataDirOption, description: 'dump the newest snapshot of this data directory (default ./data)' },
+      { name: 'revision', type: 'string', value: 'REV', description: 'with --data-dir: the snapshot of REV' },
+      { name: 'json', type: 'boolean', description: 'one JSON object per line' },
+    ],
+    positional: 'FILE',
+    run: (values, io, file) => {
+      if (file !== undefined && values['data-dir'] !== undefined) {
+        throw new UsageError('give a FILE or --data-dir, not both');
+      }
+      return snapshotDumpCommand({ ...offline(values), file, revision: revision('revision', values['revision']),
+        json: values['json'] === true }, io);
+    },
+  },
+  {
+    name: 'snapshot create',
+    summary: 'offline compaction: snapshot the recovered state, then drop old snapshots and log segments',
+    description: [
+      'Recovers the state of a stopped daemon\'s data directory in this process, as the daemon does at start',
+      '(the newest snapshot, then the log after it), writes a snapshot of the recovered revision into',
+      '<data-dir>/snapshots, then applies the daemon\'s retention: the newest --keep snapshots stay, older ones',
+      'are deleted, and so are the log segments wholly at or before the oldest snapshot kept (never the newest',
+      'segment). The next start then loads the new snapshot and replays only what follows it. Prints the',
+      'revision, the file and its bytes, and what was removed. A corrupt log or a damaged newest snapshot',
+      'exits 1 (file and offset) and changes nothing; a torn tail is left for the daemon to cut.',
+    ],
+    options: [
+      dataDirOption,
+      { name: 'keep', type: 'string', value: 'N',
+        description: `snapshots kept, newest first (default ${snapshotKeepDefault})` },
+    ],
+    run: (values, io) => snapshotCreate({ ...offline(values),
+      keep: count('keep', values['keep']) ?? snapshotKeepDefault }, io),
+  },
 ];
 
 function optionText(option: OptionSpec): string {
@@ -162,7 +216,8 @@ function optionText(option: OptionSpec): string {
 }
 
 function commandHelp(command: Command, write: Write): void {
-  write(`usage: strata ${command.name} ${command.options.map((o) => `[${optionText(o)}]`).join(' ')}`);
+  write(`usage: strata ${command.name} ${command.options.map((o) => `[${optionText(o)}]`).join(' ')}` +
+    `${command.positional === undefined ? '' : ` [${command.positional}]`}`);
   write('');
   for (const line of command.description) write(line);
   write('');
@@ -184,8 +239,9 @@ function listHelp(prefix: string, write: Write): void {
   const width = Math.max(...shown.map((c) => c.name.length)) + 2;
   for (const command of shown) write(`  ${command.name.padEnd(width)}${command.summary}`);
   write('');
-  write('The log commands are offline: they work on the data directory of a stopped daemon (--data-dir, default');
-  write('./data), hold its lock while they run, and refuse if a running daemon holds it. See docs/operations.md.');
+  write('The log commands and snapshot create are offline: they work on the data directory of a stopped daemon');
+  write('(--data-dir, default ./data), hold its lock while they run, and refuse if a running daemon holds it.');
+  write('snapshot dump only reads a file and takes no lock. See docs/operations.md.');
   write('');
   write('exit codes:');
   for (const line of exitCodeLines) write(`  ${line}`);
@@ -216,9 +272,10 @@ export function run(argv: string[], io: Io): number {
   const config: Record<string, { type: 'string' | 'boolean' }> = {};
   for (const option of command.options) config[option.name] = { type: option.type };
   try {
-    const { values } = parseArgs({ args: argv.slice(command.name.split(' ').length), options: config, strict: true,
-      allowPositionals: false });
-    return command.run(values as Values, io);
+    const { values, positionals } = parseArgs({ args: argv.slice(command.name.split(' ').length), options: config,
+      strict: true, allowPositionals: command.positional !== undefined });
+    if (positionals.length > 1) throw new UsageError(`one ${command.positional} at most, not ${positionals.length}`);
+    return command.run(values as Values, io, positionals[0]);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? '';
     if (!(error instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw error;

@@ -3,7 +3,8 @@
  * it reads a file, never a running daemon's memory).
  * Invariants: every chunk is checked before its records are printed (workers/snapshot/read.ts); on damage the
  * lines printed so far stay printed and the FormatError (file and offset) is thrown to the caller, which prints it
- * and exits non-zero. One line per record: output stays greppable and streamable.
+ * and exits non-zero. One line per record: output stays greppable and streamable. No lock is taken: an installed
+ * snapshot is never changed (a new one gets a new name), so a running daemon's snapshots can be dumped too.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { decodeConfig } from '../core/config.js';
@@ -14,6 +15,9 @@ import {
 import { decodeHeader, headerBytes, magicSnapshot } from '../core/files.js';
 import { text } from '../core/text.js';
 import { forEachSnapshotChunk } from '../workers/snapshot/read.js';
+import {
+  dataDirectorySnapshots, exitFailure, exitOk, failed, type Output, snapshotDirectory, UsageError,
+} from './tool-support.js';
 
 export interface SnapshotDumpOptions {
   json: boolean;
@@ -69,6 +73,47 @@ export function snapshotDump(path: string, options: SnapshotDumpOptions, write: 
     bytes: info.bytes, chunks: info.chunks },
   `end revision ${info.revision} term ${info.term} chunks ${info.chunks} bytes ${info.bytes} ` +
     Object.entries(info.counts).map(([key, count]) => `${key} ${count}`).join(' '));
+}
+
+export interface SnapshotDumpCommand extends SnapshotDumpOptions {
+  /** The snapshot file; absent: a snapshot of `dataDir`. */
+  file?: string;
+  dataDir: string;
+  /** With dataDir: the snapshot of this revision (default: the newest). */
+  revision?: number;
+}
+
+/** The file `strata snapshot dump` reads: FILE, or the newest (or --revision's) snapshot of the data directory. */
+function dumpPath(options: SnapshotDumpCommand): string | null {
+  if (options.file !== undefined) {
+    if (options.revision !== undefined) throw new UsageError('--revision goes with --data-dir, not with FILE');
+    return options.file;
+  }
+  const snapshots = dataDirectorySnapshots(options.dataDir);
+  if (options.revision === undefined) return snapshots[0]?.path ?? null;
+  const found = snapshots.find((snapshot) => snapshot.revision === options.revision);
+  if (found === undefined) {
+    throw new UsageError(`--revision ${options.revision}: no snapshot of that revision in ` +
+      `${snapshotDirectory(options.dataDir)} (${snapshots.length === 0 ? 'there is none' : `there are: ` +
+        snapshots.map((snapshot) => snapshot.revision).join(', ')})`);
+  }
+  return found.path;
+}
+
+/** `strata snapshot dump`: exit 0, 1 for a damaged or unreadable file (named with the offset), 2 for usage. */
+export function snapshotDumpCommand(options: SnapshotDumpCommand, output: Output): number {
+  try {
+    const path = dumpPath(options);
+    if (path === null) {
+      (output.writeError ?? output.write)(`strata: no snapshot in ${snapshotDirectory(options.dataDir)} (give a ` +
+        'FILE, or --data-dir)');
+      return exitFailure;
+    }
+    snapshotDump(path, options, output.write);
+    return exitOk;
+  } catch (error) {
+    return failed(error, 'strata snapshot dump', output);
+  }
 }
 
 type Out = (kind: string, fields: Record<string, unknown>, textLine: string) => void;

@@ -204,7 +204,13 @@ for (const [point, code] of [['log.after-write=eio@3', 'EIO'], ['log.after-sync=
     });
 }
 
-test('crash consistency: SIGKILL at random moments and at failpoints in the group commit, 50 rounds', async (t) => {
+// Rounds of the crash test: STRATA_CRASH_ROUNDS (npm run test:crash-stress runs 500), default 50.
+const crashRounds = Number.parseInt(process.env['STRATA_CRASH_ROUNDS'] ?? '50', 10);
+if (!Number.isSafeInteger(crashRounds) || crashRounds < 1) throw new Error('STRATA_CRASH_ROUNDS: a count >= 1');
+const crashTitle = 'crash consistency: SIGKILL at random moments and at failpoints in the group commit, ' +
+  `${crashRounds} rounds`;
+
+test(crashTitle, async (t) => {
   const dir = tempDir(t);
   const prng = new Prng(0x5eed);
   const random = () => prng.float();
@@ -215,7 +221,7 @@ test('crash consistency: SIGKILL at random moments and at failpoints in the grou
   const sent = new Set<string>();
   const acked = new Set<string>();
   const kills: Record<string, number> = {};
-  for (let round = 0; round < 50; round++) {
+  for (let round = 0; round < crashRounds; round++) {
     if (round % 10 === 0 && round > 0) {
       // Keep replays short: every tenth round starts over on a new directory after checking the old one.
       rmSync(join(dir, 'data'), { recursive: true, force: true });

@@ -121,7 +121,8 @@ export class ArenaAllocator {
 
   alloc(bytes: number): number {
     const size = sizeClassBytes(bytes);
-    const list = this.free.get(size);
+    // bytesFree is the sum of the free lists: at 0 they are all empty, and the lookup is skipped (a bulk load).
+    const list = this.bytesFree === 0 ? undefined : this.free.get(size);
     let offset: number;
     if (list !== undefined && list.length > 0) {
       offset = list.pop()!;

@@ -524,3 +524,65 @@ export function treeNodes(view: ArenaView, shape: TreeShape, root: number, visit
   const count = nodeCount(view, root);
   for (let i = 0; i < count; i++) treeNodes(view, shape, childAt(view, shape, root, i), visit);
 }
+
+/**
+ * Builds a tree from entries in strictly increasing key order, for loading a snapshot into an empty table
+ * (workers/writer/restore-tasks.ts): leaves are filled to capacity left to right, then each inner level is built
+ * from the level below, every node stamped with the building epoch. `entries` holds `count` entries of
+ * shape.leafEntryWords words each (key words, then value words), as a leaf stores them.
+ *
+ * The result holds the same entries as inserting them one by one into an empty tree, and keeps the invariants
+ * above: 1..capacity entries per node (only the last node of a level can be short), all leaves at one depth, an
+ * inner entry's key copied from its child's first entry (the smallest key of the child's subtree: by induction
+ * from the leaves), and an inner root has at least 2 children. Nodes are fuller than inserts leave them, so the
+ * first insert into a leaf after the load splits it. Returns the root (0 for no entries).
+ */
+export function treeBuild(context: WriteContext, shape: TreeShape, entries: Uint32Array, count: number): number {
+  assert(count >= 0 && count * shape.leafEntryWords <= entries.length);
+  if (count === 0) return 0;
+  for (let i = 1; i < count; i++) assert(compareEntries(context.view, shape, entries, i - 1, i) < 0, 'keys in order');
+  let nodes = packNodes(context, entries, count, shape.leafEntryWords, shape.leafCapacity, true);
+  for (let depth = 1; nodes.length > 1; depth++) {
+    assert(depth < depthMax);
+    // The level above: one entry per node, its first key (the smallest of its subtree) and the node.
+    const level = new Uint32Array(nodes.length * shape.innerEntryWords);
+    const u32 = context.view.u32;
+    for (let i = 0; i < nodes.length; i++) {
+      const from = (nodes[i]! >>> 2) + headerWords;
+      for (let k = 0; k < shape.keyWords; k++) level[i * shape.innerEntryWords + k] = u32[from + k]!;
+      level[i * shape.innerEntryWords + shape.keyWords] = nodes[i]!;
+    }
+    nodes = packNodes(context, level, nodes.length, shape.innerEntryWords, shape.innerCapacity, false);
+  }
+  return nodes[0]!;
+}
+
+/** Packs entries of `stride` words into new nodes of `capacity` entries, left to right; returns the nodes. */
+function packNodes(context: WriteContext, entries: Uint32Array, count: number, stride: number, capacity: number,
+  leaf: boolean): Uint32Array {
+  const nodes = new Uint32Array(Math.ceil(count / capacity));
+  for (let n = 0; n < nodes.length; n++) {
+    const first = n * capacity;
+    const take = Math.min(capacity, count - first);
+    const node = allocNode(context, leaf);
+    const u32 = context.view.u32; // re-read after each allocation: the arena may have grown
+    u32.set(entries.subarray(first * stride, (first + take) * stride), (node >>> 2) + headerWords);
+    u32[(node >>> 2) + countWord] = take;
+    nodes[n] = node;
+  }
+  return nodes;
+}
+
+/** Compares entries a and b of an entries array in key order (in taskId mode, by the strings past 8 bytes). */
+function compareEntries(view: ArenaView, shape: TreeShape, entries: Uint32Array, a: number, b: number): number {
+  const stride = shape.leafEntryWords;
+  const keyWords = shape.mode === compareTaskId ? 2 : shape.keyWords;
+  for (let i = 0; i < keyWords; i++) {
+    const x = entries[a * stride + i]!;
+    const y = entries[b * stride + i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  if (shape.mode !== compareTaskId) return 0;
+  // Task ids are at most textBytesMax (256) bytes: within what compareBlobs compares.
+  return view.compareBlobs(entries[a * stride + 2]!, entries[b * stride + 2]!);
+}

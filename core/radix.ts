@@ -73,3 +73,35 @@ export function radixSet(context: WriteContext, root: RadixRoot, index: number, 
   }
   context.view.u32[(node >>> 2) + 2 + (index & radixMask)] = value;
 }
+
+/**
+ * Fills an empty trie with values[i] at index i for every i < count, bottom-up (a snapshot's load:
+ * workers/writer/restore-tasks.ts): full leaves left to right, then each level above from the one below, every
+ * node stamped with the building epoch. The result is the trie radixSet(i, values[i]) for i = 0, 1, ... would
+ * build: the same depth (the least that holds index count - 1) and the same nodes, those whose index range meets
+ * 0..count-1.
+ */
+export function radixBuild(context: WriteContext, root: RadixRoot, values: Uint32Array, count: number): void {
+  assert(root.node === 0 && root.depth === 0, 'a trie is built only when empty');
+  assert(count >= 0 && count <= values.length && count <= 0x100000000);
+  if (count === 0) return;
+  let depth = 1;
+  while (depth < depthMax && count - 1 >= 2 ** (radixBits * depth)) depth++;
+  // Level 0 holds the values; each level above holds the nodes of the one below.
+  let below: Uint32Array = values;
+  let belowCount = count;
+  for (let level = 0; level < depth; level++) {
+    const nodes = new Uint32Array(Math.ceil(belowCount / radixFanout));
+    for (let n = 0; n < nodes.length; n++) {
+      const node = allocRadixNode(context);
+      const first = n * radixFanout;
+      context.view.u32.set(below.subarray(first, Math.min(belowCount, first + radixFanout)), (node >>> 2) + 2);
+      nodes[n] = node;
+    }
+    below = nodes;
+    belowCount = nodes.length;
+  }
+  assert(belowCount === 1);
+  root.node = below[0]!;
+  root.depth = depth;
+}

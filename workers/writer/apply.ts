@@ -1,8 +1,8 @@
 /**
  * Applies a validated plan to the tables. Owner: the writer thread only.
  * Invariants: never fails for a plan that plan.ts accepted (a failure here is a bug, and fatal); every record it
- * writes carries tables.revisionBuilding (a task stored as new also carries it as create_revision, unless a
- * snapshot's load set tables.revisionCreate: restore.ts); it reports per operation whether anything changed.
+ * writes carries tables.revisionBuilding (a task stored as new also carries it as create_revision); it reports per
+ * operation whether anything changed.
  */
 import * as flatbuffers from 'flatbuffers';
 import { assert } from '../../core/assert.js';
@@ -77,7 +77,7 @@ export class Applier {
     const config = this.config(task.config);
     let row = t.taskRow(task.id);
     let idBlob: number;
-    let createRevision = t.revisionCreate > 0 ? t.revisionCreate : t.revisionBuilding; // restore: the recorded one
+    let createRevision = t.revisionBuilding;
     if (row >= 0) {
       const old = t.taskRecord(row);
       idBlob = t.taskWord(old, layout.taskIdWord);

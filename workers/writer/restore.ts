@@ -7,8 +7,12 @@
  *   their create_revision), configs with the reference counts the snapshot states (checked), indexes and
  *   aggregates as the Applier maintains them, job update events in their recorded order, the idempotency window;
  *   then writer.revision is the snapshot's revision and the state is published once.
- * - Records go through the Applier (apply.ts) as plans, like commits, with two restore hooks: tables.revisionBuilding
- *   is set to each record's mod_revision and tables.revisionCreate to each task's create_revision.
+ * - Tasks are loaded in bulk (restore-tasks.ts: records written straight from the chunk, indexes and aggregates
+ *   built once after the last task) with the same result as the Applier's. The other records go through the
+ *   Applier (apply.ts) as plans, like commits, with tables.revisionBuilding set to each record's mod_revision.
+ * - Tasks come before every record of a later kind (cron jobs, job updates, quotas, hosts, maintenance, the
+ *   scheduler), in task id order: the bulk load is finished before the first of those (the aggregates it writes
+ *   are what a cron job's adds to).
  * - Everything is applied in one epoch: trees change in place, no path is copied twice.
  * - Any damage throws FormatError naming the file and the offset of the frame; after an error the writer holds
  *   part of the snapshot and must be thrown away.
@@ -19,8 +23,8 @@ import { ArenaFullError } from '../../core/arena.js';
 import { assert, AssertionError } from '../../core/assert.js';
 import type { CanonicalConfig } from '../../core/config.js';
 import {
-  AssignedTask, HostAttributes, HostMaintenanceRequest, IdempotencyEntry, JobConfiguration, JobUpdateDetails, Port,
-  Quota, Resource, ResourceAggregateT, ResourceType, ScheduledTask, SnapshotChunk, StoredConfig, TaskConfig, TaskEvent,
+  HostAttributes, HostMaintenanceRequest, IdempotencyEntry, JobConfiguration, JobUpdateDetails, Quota, Resource,
+  ResourceAggregateT, ResourceType, ScheduledTask, SnapshotChunk, StoredConfig, TaskConfig,
 } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import { FormatError } from '../../core/files.js';
@@ -29,34 +33,14 @@ import { forEachSnapshotChunk, type ChunkPlace, type SnapshotInfo } from '../sna
 import { Applier } from './apply.js';
 import {
   cpuUnitsPerCpu, opInstanceEvent, opSaveCron, opSaveHosts, opSaveMaintenance, opSaveQuota, opSaveScheduler,
-  opSaveUpdate, opUpdateEvent, opUpsertTasks, type ConfigSource, type OpPlan, type TaskPlan,
+  opSaveUpdate, opUpdateEvent, type ConfigSource, type OpPlan,
 } from './plan.js';
-import type { ConfigFacts, EventPlan, PortPlan, Tables } from './tables.js';
+import { TaskLoader } from './restore-tasks.js';
+import type { ConfigFacts, Tables } from './tables.js';
 import type { WriterCore } from './writer.js';
 
 export interface SnapshotLoadResult extends SnapshotInfo {
   ms: number;
-}
-
-const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
-// vtable offsets of the string fields read by position (schema.fbs field index i: 4 + 2 i).
-const eventSchedulerField = 10;        // TaskEvent.scheduler
-const assignedSlaveHostField = 8;      // AssignedTask.slave_host
-const assignedConfigHashField = 16;    // AssignedTask.config_hash
-const eventTimestampField = 4;         // TaskEvent.timestamp
-const taskModRevisionField = 16;       // ScheduledTask.mod_revision
-const taskCreateRevisionField = 18;    // ScheduledTask.create_revision
-
-/** A long field as a number (exact to 2^53, as revisions and timestamps are), without a BigInt per read. */
-function int64Field(bb: flatbuffers.ByteBuffer, table: number, field: number): number {
-  const offset = bb.__offset(table, field);
-  if (offset === 0) return 0;
-  return bb.readInt32(table + offset + 4) * 4294967296 + bb.readUint32(table + offset);
-}
-
-function sameHash(hash: Uint8Array, bytes: Uint8Array, at: number): boolean {
-  for (let i = 0; i < 16; i++) if (hash[i] !== bytes[at + i]) return false;
-  return true;
 }
 
 /**
@@ -69,47 +53,34 @@ export function loadSnapshot(writer: WriterCore, path: string): SnapshotLoadResu
   assert(writer.revision === 0 && tables.taskCount === 0 && tables.configCount === 0 && tables.internedCount() === 0,
     'a snapshot loads into an empty writer');
   const restorer = new Restorer(writer);
-  let info: SnapshotInfo;
-  try {
-    info = forEachSnapshotChunk(path, (chunk, place) => restorer.chunk(chunk, place));
-    restorer.finish(info);
-  } finally {
-    tables.revisionCreate = 0;
-  }
+  const info = forEachSnapshotChunk(path, (chunk, place) => restorer.chunk(chunk, place));
+  restorer.finish(info);
   tables.revisionBuilding = info.revision + 1;
   writer.revision = info.revision;
   writer.publish();
   return { ...info, ms: performance.now() - startMs };
 }
 
-/** Turns chunks into plans and applies them. */
+/** Hands tasks to the TaskLoader, turns the other records into plans and applies them. */
 class Restorer {
   private readonly writer: WriterCore;
   private readonly tables: Tables;
   private readonly applier: Applier;
+  private readonly taskLoader: TaskLoader;
   private place: ChunkPlace | null = null;
   private readonly configRefs = new Map<string, number>();   // config hash (hex) -> the references the file states
   private readonly sources = new Map<string, ConfigSource>(); // one ConfigSource per stored config
   private updateKey: string[] | null = null;                 // the last job update (its continuations follow it)
   private updateRevision = 0;
   private scheduler = false;
-  // Reused per task: the FlatBuffers accessors and the plan of one upsert.
-  private readonly task = new ScheduledTask();
-  private readonly assigned = new AssignedTask();
-  private readonly event = new TaskEvent();
-  private readonly port = new Port();
+  private readonly task = new ScheduledTask();    // reused per task: only its position is read
   private readonly stored = new StoredConfig();
-  private readonly single: TaskPlan[] = [];
-  private readonly upsert: OpPlan = { kind: opUpsertTasks, tasks: this.single };
-  private readonly sourcesByWord = new Map<number, { hash: Uint8Array; source: ConfigSource }>(); // first i32 word
-  // Interned strings (hosts, scheduler names) are written once per chunk and shared: decoded once per chunk too,
-  // by their position in the chunk (the same string object also makes the intern map's lookups cheaper).
-  private readonly strings = new Map<number, string>();
 
   constructor(writer: WriterCore) {
     this.writer = writer;
     this.tables = writer.tables;
     this.applier = new Applier(writer.tables);
+    this.taskLoader = new TaskLoader(writer.tables, (message) => this.error(message));
   }
 
   private error(message: string): FormatError {
@@ -119,10 +90,10 @@ class Restorer {
 
   chunk(chunk: SnapshotChunk, place: ChunkPlace): void {
     this.place = place;
-    this.strings.clear();
     try {
       this.configs(chunk);
       this.tasks(chunk);
+      if (hasLaterRecords(chunk)) this.taskLoader.finish();
       this.records(chunk);
       this.updates(chunk);
       this.idempotency(chunk);
@@ -160,12 +131,10 @@ class Restorer {
       const refs = chunk.configRefs(i)!;
       if (refs < 1) throw this.error(`config ${hex} has no reference`);
       const canonical: CanonicalConfig = { bytes: bytes.slice(), hash: hash.slice(), hashHex: hex };
-      this.tables.configRef(hex, canonical, configFactsOf(canonical.bytes));
+      const info = this.tables.configRef(hex, canonical, configFactsOf(canonical.bytes));
       this.configRefs.set(hex, refs);
-      const source: ConfigSource = { hex, canonical: null, facts: null };
-      this.sources.set(hex, source);
-      const word = new DataView(hash.buffer, hash.byteOffset, 4).getInt32(0, true);
-      if (!this.sourcesByWord.has(word)) this.sourcesByWord.set(word, { hash: canonical.hash, source });
+      this.sources.set(hex, { hex, canonical: null, facts: null });
+      this.taskLoader.addConfig(canonical.hash, info);
     }
   }
 
@@ -178,84 +147,14 @@ class Restorer {
     return source;
   }
 
-  /**
-   * A task's config, without a hex string per task: by the hash's first word, checked against the whole hash
-   * (a collision of first words falls back to the hex lookup).
-   */
-  private taskSource(assigned: AssignedTask): ConfigSource {
-    const bb = assigned.bb!;
-    const offset = bb.__offset(assigned.bb_pos, assignedConfigHashField);
-    if (offset !== 0 && bb.__vector_len(assigned.bb_pos + offset) === 16) {
-      const position = bb.__vector(assigned.bb_pos + offset);
-      const entry = this.sourcesByWord.get(bb.readInt32(position));
-      if (entry !== undefined && sameHash(entry.hash, bb.bytes(), position)) return entry.source;
-    }
-    return this.source(assigned.configHashArray());
-  }
-
   // ------------------------------------------------------------------------------------------------------------
-  // Tasks
+  // Tasks: in bulk (restore-tasks.ts)
 
   private tasks(chunk: SnapshotChunk): void {
-    const tables = this.tables;
     const count = chunk.tasksLength();
-    for (let i = 0; i < count; i++) {
-      const task = chunk.tasks(i, this.task)!;
-      const plan = this.taskPlan(task);
-      const modRevision = this.revision(int64Field(task.bb!, task.bb_pos, taskModRevisionField), 'a task');
-      const createRevision = this.revision(int64Field(task.bb!, task.bb_pos, taskCreateRevisionField),
-        'a task\'s creation');
-      if (createRevision > modRevision) throw this.error(`task ${text(plan.id)} was created after its last change`);
-      // A task twice would replace itself: finish() finds the task count short of the end chunk's.
-      tables.revisionBuilding = modRevision;
-      tables.revisionCreate = createRevision;
-      this.single[0] = plan;
-      this.applier.apply(this.upsert);
-    }
-    this.single.length = 0;
-    tables.revisionCreate = 0;
-  }
-
-  private taskPlan(task: ScheduledTask): TaskPlan {
-    const assigned = task.assignedTask(this.assigned);
-    if (assigned === null) throw this.error('a task without assigned_task');
-    const id = assigned.taskId(UTF8) as Uint8Array | null;
-    if (id === null || id.length === 0) throw this.error('a task without an id');
-    const eventCount = task.taskEventsLength();
-    const events: EventPlan[] = new Array(eventCount);
-    for (let j = 0; j < eventCount; j++) {
-      const event = task.taskEvents(j, this.event)!;
-      events[j] = { timestamp: int64Field(event.bb!, event.bb_pos, eventTimestampField), status: event.status(),
-        message: bytesOrNull(event.message(UTF8) as Uint8Array | null),
-        scheduler: this.sharedString(event.bb!, event.bb_pos, eventSchedulerField) };
-    }
-    const portCount = assigned.assignedPortsLength();
-    const ports: PortPlan[] = new Array(portCount);
-    for (let j = 0; j < portCount; j++) {
-      const port = assigned.assignedPorts(j, this.port)!;
-      ports[j] = { name: port.name(UTF8) as Uint8Array, port: port.port() };
-    }
-    return {
-      id, config: this.taskSource(assigned), instance: assigned.instanceId(), status: task.status(),
-      failureCount: task.failureCount(), timesPartitioned: task.timesPartitioned(),
-      slaveId: bytesOrNull(assigned.slaveId(UTF8) as Uint8Array | null),
-      slaveHost: this.sharedString(assigned.bb!, assigned.bb_pos, assignedSlaveHostField),
-      ancestor: bytesOrNull(task.ancestorId(UTF8) as Uint8Array | null),
-      ports, events,
-    };
-  }
-
-  /** A string field (at `field` of the table at `table`), decoded once per chunk; null when absent or empty. */
-  private sharedString(bb: flatbuffers.ByteBuffer, table: number, field: number): string | null {
-    const offset = bb.__offset(table, field);
-    if (offset === 0) return null;
-    const target = table + offset + bb.readInt32(table + offset);
-    let value = this.strings.get(target);
-    if (value === undefined) {
-      value = bb.__string(table + offset) as string;
-      this.strings.set(target, value);
-    }
-    return value === '' ? null : value;
+    if (count === 0) return;
+    this.taskLoader.beginChunk(chunk.bb!, this.place!.revision);
+    for (let i = 0; i < count; i++) this.taskLoader.task(chunk.tasks(i, this.task)!.bb_pos);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -349,6 +248,7 @@ class Restorer {
   finish(info: SnapshotInfo): void {
     const tables = this.tables;
     const fail = (message: string) => new FormatError(info.path, info.endOffset, message);
+    this.taskLoader.finish();
     for (const [hex, expected] of this.configRefs) {
       const config = tables.findConfig(hex)!;
       tables.configUnref(config);
@@ -393,7 +293,9 @@ function configFactsOf(bytes: Uint8Array): ConfigFacts {
   return { role: text(job.role()), environment: text(job.environment()), name: text(job.name()), bucket, totals };
 }
 
-function bytesOrNull(bytes: Uint8Array | null): Uint8Array | null {
-  return bytes === null || bytes.length === 0 ? null : bytes;
+/** Whether a chunk holds records of a kind after tasks that change the tables (idempotency entries do not). */
+function hasLaterRecords(chunk: SnapshotChunk): boolean {
+  return chunk.cronJobsLength() > 0 || chunk.jobUpdatesLength() > 0 || chunk.quotasLength() > 0 ||
+    chunk.hostsLength() > 0 || chunk.maintenanceLength() > 0 || chunk.scheduler() !== null;
 }
 

@@ -50,10 +50,6 @@ export class Tables extends StoreReader {
   configCount = 0;
   configsNew: string[] = [];  // hashes of configs stored since the writer cleared it (one transaction: the log)
   revisionBuilding = 1;
-  // Restore only (workers/writer/restore.ts): when > 0, the create_revision of a task stored as new, so that a
-  // snapshot's load keeps each task's recorded revisions (it also sets revisionBuilding per record). Always 0 in
-  // commits, where a new task is created at the revision being built.
-  revisionCreate = 0;
   private readonly interned = new Map<string, InternEntry>();
   private readonly internedById: (InternEntry | undefined)[] = [];
   private readonly freeStringIds: number[] = [];
@@ -140,6 +136,14 @@ export class Tables extends StoreReader {
     this.key2w.words[1] = id;
     this.setRoot(layout.rootInternWord, pairShape, this.key2w, this.noValue);
     return id;
+  }
+
+  /** More references to a string interned before (the bulk load of tasks: restore-tasks.ts). */
+  internAgain(id: number, count: number): void {
+    const entry = this.internedById[id];
+    assert(entry !== undefined && entry.refs > 0, 'a reference to a string that is not interned');
+    assert(count >= 0);
+    entry.refs += count;
   }
 
   release(id: number): void {
@@ -235,6 +239,13 @@ export class Tables extends StoreReader {
     this.setBlob(layout.rootConfigHashWord, fourKeyShape, hashWords(canonical.hash), row);
     this.configCount++;
     return info;
+  }
+
+  /** More references to a stored config, known by its ConfigInfo (restore-tasks.ts: no lookup by hash). */
+  configRefAgain(info: ConfigInfo, count: number): void {
+    assert(info.refs > 0 && this.configsByRow[info.row] === info, 'a reference to a config that is not stored');
+    assert(count >= 0);
+    info.refs += count;
   }
 
   configUnref(info: ConfigInfo): void {
@@ -395,6 +406,15 @@ export class Tables extends StoreReader {
 
   allocRow(): number {
     return this.freeRows.pop() ?? this.rowNext++;
+  }
+
+  /**
+   * Takes rows 0..count-1 at once for tasks loaded in bulk (restore-tasks.ts), which write the rows trie
+   * themselves. Only for an empty table: rows are then what allocRow() would have given one by one.
+   */
+  claimRows(count: number): void {
+    assert(this.rowNext === 0 && this.freeRows.length === 0 && this.taskCount === 0, 'rows are claimed when empty');
+    this.rowNext = count;
   }
 
   freeRow(row: number): void {

@@ -17,7 +17,8 @@
  * Invariant: a header that does not check is never trusted: the file is refused (or, for the newest log segment
  * whose header was torn while it was created, removed; see workers/writer/log.ts).
  */
-import { closeSync, fsyncSync, openSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
 import { crc32c } from './crc32c.js';
 import { schemaHashHex } from './fbs/schema-hash.js';
 
@@ -88,4 +89,21 @@ export function fsyncDirectory(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** SHA-256 of a file, read in 4 MiB pieces (a backup may be gigabytes). */
+export function sha256File(path: string): Buffer {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(4 * 1024 * 1024);
+    for (;;) {
+      const read = readSync(fd, buffer, 0, buffer.length, null);
+      if (read === 0) break;
+      hash.update(buffer.subarray(0, read));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest();
 }

@@ -8,12 +8,13 @@
  *   host, client id) are stored once per group.
  * - general: the transaction's bytes, with every config that the log already holds replaced by its hash
  *   (workers/writer/log-rewrite.ts makes that form; this module copies the bytes it is given).
+ * - restore: a committed staged backup (StateRestore): replay replaces the whole state by that snapshot.
  * Invariant: decoding an entry gives a transaction that, replayed on the state before it, does exactly what the
  * original did (the planner is deterministic: timestamps and ids come from the client, never the clock).
  */
 import * as flatbuffers from 'flatbuffers';
 import {
-  IdempotencyKey, LogEntry, LogGroup, Op, Operation, Port, Transaction, TransitionTask,
+  IdempotencyKey, LogEntry, LogGroup, Op, Operation, Port, StateRestore, Transaction, TransitionTask,
 } from './fbs/strata.js';
 
 const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
@@ -100,6 +101,18 @@ export class LogGroupBuilder {
     this.count++;
   }
 
+  /** A restore of a staged backup: the state is replaced by the snapshot in `file` (see StateRestore). */
+  addRestore(file: string, sha256: Uint8Array, fromRevision: number): void {
+    const b = this.builder;
+    const name = b.createString(file);
+    const hash = b.createByteVector(sha256);
+    const restore = StateRestore.createStateRestore(b, name, hash, BigInt(fromRevision));
+    LogEntry.startLogEntry(b);
+    LogEntry.addRestore(b, restore);
+    this.entries.push(LogEntry.endLogEntry(b));
+    this.count++;
+  }
+
   /** The group's payload (a view into the builder, valid until the next begin()). */
   finish(): Uint8Array {
     const b = this.builder;
@@ -123,7 +136,10 @@ export function entryTransaction(entry: LogEntry): Uint8Array {
   const nested = entry.transactionArray();
   if (nested !== null && nested.length > 0) return nested; // (the object API writes an empty vector when unset)
   const t = entry.transition();
-  if (t === null) throw new Error('a log entry with neither a transaction nor a transition');
+  if (t === null) {
+    throw new Error(entry.restore() !== null ? 'a restore entry is not a transaction (see StateRestore)' :
+      'a log entry with neither a transaction nor a transition');
+  }
   const b = replayBuilder;
   b.clear();
   const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);

@@ -9,7 +9,9 @@
  * - A writer that dies fails every pending and later call: the engine is then unusable (fail-stop).
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { copyFile, mkdir, open as openFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -17,10 +19,14 @@ import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
 import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
+import { fsyncDirectory, sha256File } from '../core/files.js';
 import { acquireLock, releaseLock } from '../core/lock.js';
 import type {
-  CommitMessage, FatalMessage, ReadyMessage, ResultsMessage, SnapshotDoneMessage, SnapshotOptions, WriterData,
+  BackupOptions, CommitMessage, DoneMessage, FatalMessage, ReadyMessage, ResultsMessage, SnapshotDoneMessage,
+  SnapshotOptions, WriterData,
 } from '../workers/writer/main.js';
+import { listBackups, type BackupInfo } from '../workers/snapshot/backups.js';
+import { readSnapshotInfo } from '../workers/snapshot/read.js';
 import type { SnapshotWriteResult } from '../workers/snapshot/write.js';
 
 export interface EngineOptions {
@@ -34,6 +40,8 @@ export interface EngineOptions {
   segmentBytes?: number;
   /** When snapshots are taken and how many are kept (workers/writer/main.ts snapshotDefaults). */
   snapshot?: Partial<SnapshotOptions>;
+  /** When backups are taken, how many are kept, where (workers/writer/main.ts backupDefaults). */
+  backup?: Partial<BackupOptions>;
   /** Things worth a log line that the writer reports (snapshots written or failed), as JSON-able objects. */
   onEvent?: (event: Record<string, unknown>) => void;
   /** Called once when the writer dies (a bug or a full arena mid-apply): the engine is unusable after it. */
@@ -85,6 +93,8 @@ export class Engine {
   private statsSlot: ReaderSlot | null = null;
   private readonly arenaF64: () => Float64Array;
   private readonly dataDir: string | null;
+  private readonly backupDirOption: string | null;
+  private staged: { engine: Engine; name: string; path: string } | null = null;
   /** What recovery did at open (null: in memory only). */
   recovery: ReadyMessage['recovery'] = null;
 
@@ -100,6 +110,7 @@ export class Engine {
     this.onFailure = options.onFailure;
     this.onEvent = options.onEvent;
     this.dataDir = options.dataDir ?? null;
+    this.backupDirOption = options.backup?.dir ?? null;
     let f64: Float64Array = new Float64Array(0);
     this.arenaF64 = () => {
       if (f64.byteLength !== this.arena.byteLength) f64 = new Float64Array(this.arena, 0, this.arena.byteLength >>> 3);
@@ -110,7 +121,7 @@ export class Engine {
     const writerData: WriterData = {
       arena: this.arena, control: this.control, arenaBytesMax, pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault,
       port: channel.port2, dataDir: options.dataDir ?? null, segmentBytes: options.segmentBytes,
-      snapshot: options.snapshot,
+      snapshot: options.snapshot, backup: options.backup,
     };
     this.writer = new Worker(writerFile, { workerData: writerData, transferList: [channel.port2] });
     this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
@@ -158,7 +169,7 @@ export class Engine {
           this.recovery = (message as ReadyMessage).recovery;
           resolve();
         } else if (message.kind === 'fatal') fatal = message as FatalMessage;
-        else if (message.kind === 'snapshot') {
+        else if (message.kind === 'snapshot' || message.kind === 'done') {
           this.settle((message as SnapshotDoneMessage).id, message);
         } else if (message.kind === 'event') this.onEvent?.((message as unknown as { event: Record<string, unknown> }).event);
       });
@@ -272,21 +283,105 @@ export class Engine {
    * resolves when it is installed. One runs at a time: a request during a running snapshot gets that one.
    */
   snapshot(): Promise<SnapshotWriteResult> {
-    if (this.failure !== null) return Promise.reject(this.failure);
-    this.flushCommits();
-    const id = this.idNext++;
-    const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.port.postMessage({ kind: 'snapshot', id });
-    return promise.then((answer) => {
-      const done = answer as unknown as SnapshotDoneMessage;
+    return this.request({ kind: 'snapshot' }).then((answer) => {
+      const done = answer as SnapshotDoneMessage;
       if (done.result === null) throw new EngineError(`snapshot failed: ${done.error}`, 'SNAPSHOT');
       return done.result;
     });
   }
 
+  /** Writes a backup of the revision published now (scheduler-backup-<UTC minute>.bak); resolves when installed. */
+  backup(): Promise<SnapshotWriteResult> {
+    return this.request({ kind: 'backup' }).then((answer) => {
+      const done = answer as SnapshotDoneMessage;
+      if (done.result === null) throw new EngineError(`backup failed: ${done.error}`, 'BACKUP');
+      return done.result;
+    });
+  }
+
+  /** The backups of this engine's backup directory, newest first. */
+  listBackups(): BackupInfo[] {
+    return listBackups(this.backupDir());
+  }
+
+  private backupDir(): string {
+    if (this.dataDir === null) throw new EngineError('an in-memory engine has no backups', 'INVALID_ARGUMENT');
+    return this.backupDirOption ?? join(this.dataDir, 'backups');
+  }
+
+  /**
+   * Aurora's staged recovery, step 1: loads a backup (a name from listBackups, or a path) into a separate
+   * in-memory engine, to be queried with queryStaged, then committed or unloaded. One at a time.
+   */
+  async stageBackup(name: string): Promise<{ name: string; revision: number; tasks: number }> {
+    if (this.staged !== null) throw new EngineError(`${this.staged.name} is staged already: unload it first`, 'FAILED_PRECONDITION');
+    const path = name.includes('/') ? name : join(this.backupDir(), name);
+    if (!existsSync(path)) throw new EngineError(`no backup ${name}`, 'NOT_FOUND');
+    const staged = await Engine.open({ readerThreads: 1 });
+    const done = await staged.request({ kind: 'load', path }) as DoneMessage;
+    if (done.error !== null) {
+      await staged.close();
+      throw new EngineError(`staging ${name} failed: ${done.error}`, 'FORMAT');
+    }
+    this.staged = { engine: staged, name, path };
+    return { name, revision: done.revision, tasks: staged.stats().taskCount };
+  }
+
+  /** Answers a QueryRequest on the staged backup (every query of the engine works on it). */
+  queryStaged(request: Uint8Array): Promise<Uint8Array> {
+    if (this.staged === null) return Promise.reject(new EngineError('no backup is staged', 'FAILED_PRECONDITION'));
+    return this.staged.engine.query(request);
+  }
+
+  /** Discards the staged backup. */
+  async unstage(): Promise<void> {
+    const staged = this.staged;
+    this.staged = null;
+    await staged?.engine.close();
+  }
+
+  /**
+   * Aurora's staged recovery, commit: the staged backup replaces the live state as one logged entry (a restore
+   * entry at the next revision, naming a content-addressed copy in <dataDir>/restores), so that a restart or a
+   * standby replaying the log ends in the same state. Then this engine closes: reopen it (Engine.open on the same
+   * data directory) to serve the restored state, as Aurora's scheduler restarted after a commit.
+   */
+  async commitStaged(): Promise<{ revision: number; file: string }> {
+    const staged = this.staged;
+    if (staged === null) throw new EngineError('no backup is staged', 'FAILED_PRECONDITION');
+    const dir = join(this.dataDir!, 'restores');
+    await mkdir(dir, { recursive: true });
+    const sha256 = sha256File(staged.path);
+    const file = `restores/${sha256.toString('hex')}.snap`;
+    const target = join(this.dataDir!, file);
+    await copyFile(staged.path, `${target}.tmp`);
+    const handle = await openFile(`${target}.tmp`, 'r+');
+    await handle.sync();
+    await handle.close();
+    await rename(`${target}.tmp`, target);
+    fsyncDirectory(dir);
+    const info = readSnapshotInfo(target);
+    const done = await this.request({ kind: 'restore', file, sha256, fromRevision: info.revision }) as DoneMessage;
+    if (done.error !== null) throw new EngineError(`restore failed: ${done.error}`, 'INTERNAL');
+    await this.unstage();
+    await this.close();
+    return { revision: done.revision, file };
+  }
+
+  /** Sends a message that the writer answers by id, after the commits queued before it. */
+  private request(message: Record<string, unknown>): Promise<unknown> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    this.flushCommits();
+    const id = this.idNext++;
+    const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.port.postMessage({ ...message, id });
+    return promise;
+  }
+
   /** Finishes the group in flight (its commits are answered), closes the log, stops the threads, unlocks. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.unstage();
     if (this.failure === null) {
       this.flushCommits();
       const id = this.idNext++;

@@ -11384,7 +11384,134 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 
 /**
- * One committed transaction in the log. Exactly one of `transaction` and `transition` is set.
+ * A restore of a staged backup (Aurora's staged recovery, committed): the whole state is replaced by the
+ * snapshot in `file` (relative to the data directory, content-addressed by `sha256`), at this entry's revision.
+ * from_revision: the revision the backup was taken at (its records keep their own mod revisions).
+ */
+export class StateRestore {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):StateRestore {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsStateRestore(bb:flatbuffers.ByteBuffer, obj?:StateRestore):StateRestore {
+  return (obj || new StateRestore()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsStateRestore(bb:flatbuffers.ByteBuffer, obj?:StateRestore):StateRestore {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new StateRestore()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+file():string|null
+file(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+file(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+sha256(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+sha256Length():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+sha256Array():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+fromRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startStateRestore(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addFile(builder:flatbuffers.Builder, fileOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, fileOffset, 0);
+}
+
+static addSha256(builder:flatbuffers.Builder, sha256Offset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, sha256Offset, 0);
+}
+
+static createSha256Vector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startSha256Vector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static addFromRevision(builder:flatbuffers.Builder, fromRevision:bigint) {
+  builder.addFieldInt64(2, fromRevision, BigInt('0'));
+}
+
+static endStateRestore(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createStateRestore(builder:flatbuffers.Builder, fileOffset:flatbuffers.Offset, sha256Offset:flatbuffers.Offset, fromRevision:bigint):flatbuffers.Offset {
+  StateRestore.startStateRestore(builder);
+  StateRestore.addFile(builder, fileOffset);
+  StateRestore.addSha256(builder, sha256Offset);
+  StateRestore.addFromRevision(builder, fromRevision);
+  return StateRestore.endStateRestore(builder);
+}
+
+unpack(): StateRestoreT {
+  return new StateRestoreT(
+    this.file(),
+    this.bb!.createScalarList(this.sha256.bind(this), this.sha256Length()),
+    this.fromRevision()
+  );
+}
+
+
+unpackTo(_o: StateRestoreT): void {
+  _o.file = this.file();
+  _o.sha256 = this.bb!.createScalarList(this.sha256.bind(this), this.sha256Length());
+  _o.fromRevision = this.fromRevision();
+}
+}
+
+export class StateRestoreT {
+constructor(
+  public file: string|Uint8Array|null = null,
+  public sha256: (number)[] = [],
+  public fromRevision: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const file = (this.file !== null ? builder.createString(this.file!) : 0);
+  const sha256 = StateRestore.createSha256Vector(builder, this.sha256);
+
+  return StateRestore.createStateRestore(builder,
+    file,
+    sha256,
+    this.fromRevision
+  );
+}
+}
+
+/**
+ * One committed transaction in the log. Exactly one of `transaction`, `transition` and `restore` is set.
  * transaction: the transaction as the writer re-executes it on replay; a config that was already stored when
  *   it committed is replaced by its config_hash (a config is logged once, when first stored).
  * transition: the compact form of a transaction made of exactly one TransitionTask and no preconditions
@@ -11439,8 +11566,13 @@ noop():boolean {
   return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
 }
 
+restore(obj?:StateRestore):StateRestore|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new StateRestore()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
 static startLogEntry(builder:flatbuffers.Builder) {
-  builder.startObject(4);
+  builder.startObject(5);
 }
 
 static addTransaction(builder:flatbuffers.Builder, transactionOffset:flatbuffers.Offset) {
@@ -11471,6 +11603,10 @@ static addNoop(builder:flatbuffers.Builder, noop:boolean) {
   builder.addFieldInt8(3, +noop, +false);
 }
 
+static addRestore(builder:flatbuffers.Builder, restoreOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, restoreOffset, 0);
+}
+
 static endLogEntry(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
@@ -11482,7 +11618,8 @@ unpack(): LogEntryT {
     this.bb!.createScalarList(this.transaction.bind(this), this.transactionLength()),
     (this.idempotency() !== null ? this.idempotency()!.unpack() : null),
     (this.transition() !== null ? this.transition()!.unpack() : null),
-    this.noop()
+    this.noop(),
+    (this.restore() !== null ? this.restore()!.unpack() : null)
   );
 }
 
@@ -11492,6 +11629,7 @@ unpackTo(_o: LogEntryT): void {
   _o.idempotency = (this.idempotency() !== null ? this.idempotency()!.unpack() : null);
   _o.transition = (this.transition() !== null ? this.transition()!.unpack() : null);
   _o.noop = this.noop();
+  _o.restore = (this.restore() !== null ? this.restore()!.unpack() : null);
 }
 }
 
@@ -11500,7 +11638,8 @@ constructor(
   public transaction: (number)[] = [],
   public idempotency: IdempotencyKeyT|null = null,
   public transition: TransitionTaskT|null = null,
-  public noop: boolean = false
+  public noop: boolean = false,
+  public restore: StateRestoreT|null = null
 ){}
 
 
@@ -11508,12 +11647,14 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const transaction = LogEntry.createTransactionVector(builder, this.transaction);
   const idempotency = (this.idempotency !== null ? this.idempotency!.pack(builder) : 0);
   const transition = (this.transition !== null ? this.transition!.pack(builder) : 0);
+  const restore = (this.restore !== null ? this.restore!.pack(builder) : 0);
 
   LogEntry.startLogEntry(builder);
   LogEntry.addTransaction(builder, transaction);
   LogEntry.addIdempotency(builder, idempotency);
   LogEntry.addTransition(builder, transition);
   LogEntry.addNoop(builder, this.noop);
+  LogEntry.addRestore(builder, restore);
 
   return LogEntry.endLogEntry(builder);
 }

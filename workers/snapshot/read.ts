@@ -10,7 +10,9 @@ import { closeSync, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import * as flatbuffers from 'flatbuffers';
 import { SnapshotChunk, SnapshotEnd } from '../../core/fbs/strata.js';
-import { decodeHeader, FormatError, headerBytes, magicSnapshot, type FileHeader } from '../../core/files.js';
+import {
+  decodeHeader, FormatError, headerBytes, magicBackup, magicSnapshot, type FileHeader,
+} from '../../core/files.js';
 import { snapshotChunkBytesMax } from '../../core/limits.js';
 import {
   frameBytes, frameCrc, frameCrcOffset, frameHeaderBytes, frameIndexOffset, frameLengthOffset, framePaddingBytes,
@@ -73,7 +75,9 @@ class FrameReader {
       this.size = fstatSync(this.fd).size;
       const header = new Uint8Array(headerBytes);
       const read = readSync(this.fd, header, 0, headerBytes, 0);
-      this.header = decodeHeader(header.subarray(0, read), magicSnapshot, path);
+      // A backup is a snapshot under another magic (so that neither is mistaken for the other by name).
+      const magic = Buffer.from(header.buffer, 0, 8).toString('latin1') === magicBackup ? magicBackup : magicSnapshot;
+      this.header = decodeHeader(header.subarray(0, read), magic, path);
       this.crc = Buffer.from(header.buffer).readUInt32LE(124);
     } catch (error) {
       closeSync(this.fd);

@@ -7,6 +7,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import type { Magic } from '../../core/files.js';
 import * as layout from '../../core/layout.js';
 import { pinClockMs, pinPublishedLong, ReaderSlot, snapshotSlotOwner } from '../reader/pin.js';
 import type { SnapshotWorkerData, SnapshotWorkerMessage } from './main.js';
@@ -21,6 +22,9 @@ export interface SnapshotStart {
   revision: number;            // the published revision (WriterCore.revision right after publish)
   term: number;
   idempotency: IdempotencyRecord[];
+  /** Backups: the file name and magic (see SnapshotWriteOptions). */
+  fileName?: string;
+  magic?: Magic;
 }
 
 /** Pins the published revision and starts its snapshot; the promise settles when the file is installed. */
@@ -28,7 +32,8 @@ export function spawnSnapshot(start: SnapshotStart): Promise<SnapshotWriteResult
   const { slot, root } = pinPublishedLong(start.control, pinClockMs());
   const data: SnapshotWorkerData = {
     arena: start.arena, control: start.control, slotIndex: slot.slot, root, directory: start.directory,
-    revision: start.revision, term: start.term, idempotency: start.idempotency,
+    revision: start.revision, term: start.term, idempotency: start.idempotency, fileName: start.fileName,
+    magic: start.magic,
   };
   let worker: Worker;
   try {

@@ -26,7 +26,7 @@ import {
   JobKeyT, JobUpdate, JobUpdateDetails, JobUpdateEvent, JobUpdateKeyT, JobUpdateSummaryT, JobUpdateT, Port, Quota,
   ScheduledTask, SchedulerMetadata, SnapshotChunk, SnapshotEnd, StoredConfig, TaskEvent,
 } from '../../core/fbs/strata.js';
-import { encodeHeader, fsyncDirectory, magicSnapshot } from '../../core/files.js';
+import { encodeHeader, fsyncDirectory, magicSnapshot, type Magic } from '../../core/files.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
 import {
@@ -55,6 +55,9 @@ export interface SnapshotWriteOptions {
   chunkBytesTarget?: number;
   /** Tests only: called after each chunk is written (a test thread commits meanwhile). */
   chunkWritten?: (index: number) => void;
+  /** A backup: its file name (default snapshot-<revision>.snap) and magic (default STRATSNP; backups STRATBAK). */
+  fileName?: string;
+  magic?: Magic;
   /** Tests only: the creation time to record (golden files); default Date.now(). */
   createdMs?: number;
 }
@@ -89,8 +92,9 @@ export function writeSnapshot(options: SnapshotWriteOptions): SnapshotWriteResul
   try {
     const root = options.slotIndex >= 0 ? options.root : slot.pinLong(pinClockMs());
     const store = pinnedStore(options, slot, root);
-    const path = join(options.directory, snapshotFileName(options.revision));
-    const file = new FrameFile(`${path}.tmp`, options.revision, options.createdMs ?? Date.now());
+    const path = join(options.directory, options.fileName ?? snapshotFileName(options.revision));
+    const file = new FrameFile(`${path}.tmp`, options.revision, options.createdMs ?? Date.now(),
+      options.magic ?? magicSnapshot);
     try {
       const encoder = new ChunkEncoder(store, file, slot, options.chunkBytesTarget ?? limits.snapshotChunkBytesTarget,
         options.chunkWritten ?? null);
@@ -171,11 +175,11 @@ class FrameFile {
   private crc: number;
   private buffer = new Uint8Array(limits.snapshotChunkBytesTarget + 64 * 1024);
 
-  constructor(path: string, revision: number, createdMs: number) {
+  constructor(path: string, revision: number, createdMs: number, magic: Magic) {
     this.path = path;
     this.createdMs = createdMs;
     this.fd = openSync(path, 'w', 0o644);
-    const header = encodeHeader(magicSnapshot, BigInt(revision), BigInt(createdMs));
+    const header = encodeHeader(magic, BigInt(revision), BigInt(createdMs));
     this.crc = header.readUInt32LE(124);
     this.write(header);
   }

@@ -11,8 +11,10 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { join } from 'node:path';
 import { failpoint } from '../../core/failpoints.js';
 import { LogGroupBuilder } from '../../core/log-entry.js';
-import { mkdirSync, renameSync, unlinkSync } from 'node:fs';
-import { FormatError, fsyncDirectory } from '../../core/files.js';
+import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { ErrorCode, type StateRestore } from '../../core/fbs/strata.js';
+import { FormatError, fsyncDirectory, magicBackup, sha256File } from '../../core/files.js';
+import { backupName, pruneBackups } from '../snapshot/backups.js';
 import { writerGroupTransactionsMax } from '../../core/limits.js';
 import { listSnapshots } from '../snapshot/read.js';
 import { spawnSnapshot } from '../snapshot/spawn.js';
@@ -21,7 +23,7 @@ import { loadSnapshot } from './restore.js';
 import { pinClockMs } from '../reader/pin.js';
 import { WriteAheadLog } from './log.js';
 import { recover, type Recovery } from './recover.js';
-import { WriterCore } from './writer.js';
+import { errorResult, WriterCore } from './writer.js';
 
 export interface WriterData {
   arena: SharedArrayBuffer;
@@ -33,6 +35,7 @@ export interface WriterData {
   dataDir: string | null;
   segmentBytes?: number;
   snapshot?: Partial<SnapshotOptions>;
+  backup?: Partial<BackupOptions>;
 }
 
 export interface SnapshotOptions {
@@ -46,15 +49,32 @@ export interface SnapshotOptions {
 
 export const snapshotDefaults: SnapshotOptions = { everyMs: 30 * 60_000, logBytes: 256 * 1024 * 1024, retained: 2 };
 
+export interface BackupOptions {
+  /** Take a backup this often (ms; 0: never by time). Default 1 h, as Aurora. */
+  everyMs: number;
+  /** Backups kept (oldest deleted). Default 48, as Aurora. */
+  keep: number;
+  /** Where backups go; default <dataDir>/backups (Aurora's advice: not on the log's disk). */
+  dir: string | null;
+}
+
+export const backupDefaults: BackupOptions = { everyMs: 60 * 60_000, keep: 48, dir: null };
+
 export interface CommitMessage { kind: 'commit'; ids: number[]; transactions: Uint8Array[] }
 export interface StatsMessage { kind: 'stats'; id: number }
 export interface CloseMessage { kind: 'close'; id: number }
-export interface SnapshotMessage { kind: 'snapshot'; id: number }
-export type WriterRequest = CommitMessage | StatsMessage | CloseMessage | SnapshotMessage;
+export interface SnapshotMessage { kind: 'snapshot' | 'backup'; id: number }
+/** Stage a snapshot or backup file into this (empty, in-memory) writer: the staged copy of a recovery. */
+export interface LoadMessage { kind: 'load'; id: number; path: string }
+/** Replace the whole state by a snapshot file of the data directory (a committed staged backup), as one entry. */
+export interface RestoreMessage { kind: 'restore'; id: number; file: string; sha256: Uint8Array; fromRevision: number }
+export type WriterRequest = CommitMessage | StatsMessage | CloseMessage | SnapshotMessage | LoadMessage | RestoreMessage;
+/** The answer to LoadMessage and RestoreMessage. */
+export interface DoneMessage { kind: 'done'; id: number; revision: number; error: string | null }
 /** The answer to SnapshotMessage: the snapshot written, or why not. */
 export interface SnapshotDoneMessage { kind: 'snapshot'; id: number; result: SnapshotWriteResult | null; error: string | null }
 export interface ResultsMessage { kind: 'results'; ids: number[]; results: Uint8Array[] }
-export interface ReadyMessage { kind: 'ready'; recovery: Omit<Recovery, 'tail'> | null }
+export interface ReadyMessage { kind: 'ready'; recovery: Omit<Recovery, 'tail' | 'writer'> | null }
 export interface FatalMessage { kind: 'fatal'; code: string; message: string }
 
 const data = workerData as WriterData;
@@ -107,7 +127,7 @@ function fatal(error: unknown): never {
 }
 
 function stats(): Record<string, number> {
-  return { ...writer.stats(), commitMsTotal, appendMsTotal, groupTransactions, ...snapshotStats,
+  return { ...writer.stats(), commitMsTotal, appendMsTotal, groupTransactions, ...snapshotStats, ...backupStats,
     ...(log === null ? {} : { ...prefixed(log.stats()), fsyncMsTotal }) };
 }
 
@@ -117,7 +137,16 @@ function prefixed(values: Record<string, number>): Record<string, number> {
   return out;
 }
 
+/** Set once a restore entry is durable: the state is to be replaced, so the engine reopens; nothing else commits. */
+let restored = false;
+
 function group(first: CommitMessage): void {
+  if (restored) {
+    const refused = errorResult(writer.revision, ErrorCode.UNAVAILABLE,
+      'the state was replaced by a restored backup; the engine is reopening: retry');
+    port.postMessage({ kind: 'results', ids: first.ids, results: first.ids.map(() => refused) } satisfies ResultsMessage);
+    return;
+  }
   const ids: number[] = [];
   const results: Uint8Array[] = [];
   const t0 = performance.now();
@@ -159,6 +188,12 @@ function other(message: WriterRequest): void {
   else if (message.kind === 'snapshot') {
     snapshotWaiters.push(message.id);
     startSnapshot('request');
+  } else if (message.kind === 'backup') {
+    startBackup('request', message.id);
+  } else if (message.kind === 'load') {
+    port.postMessage(load(message));
+  } else if (message.kind === 'restore') {
+    port.postMessage(restore(message));
   } else if (message.kind === 'close') {
     closing = true;
     if (snapshotRunning !== null) {
@@ -167,8 +202,63 @@ function other(message: WriterRequest): void {
   }
 }
 
+/** Stages a snapshot or backup into this writer, which must be an empty in-memory one. */
+function load(message: LoadMessage): DoneMessage {
+  if (data.dataDir !== null || writer.revision !== 0) {
+    return { kind: 'done', id: message.id, revision: writer.revision, error: 'only an empty in-memory engine stages a backup' };
+  }
+  try {
+    return { kind: 'done', id: message.id, revision: loadSnapshot(writer, message.path).revision, error: null };
+  } catch (error) {
+    writer = newWriter();
+    return { kind: 'done', id: message.id, revision: 0, error: String((error as Error)?.message ?? error) };
+  }
+}
+
+/**
+ * Logs a restore entry (its own group, one fdatasync): from it on, the state is the snapshot in `file`. The
+ * writer does not swap its tables under readers: it refuses further commits, and the engine reopens, which
+ * recovers through the entry (replaceState) exactly as a restart or a standby would.
+ */
+function restore(message: RestoreMessage): DoneMessage {
+  if (log === null || restored) {
+    return { kind: 'done', id: message.id, revision: writer.revision, error: log === null ? 'no data directory' : 'already restored' };
+  }
+  const revision = writer.revision + 1;
+  groupLog.begin(revision, 0);
+  groupLog.addRestore(message.file, message.sha256, message.fromRevision);
+  try {
+    log.append(groupLog.finish(), revision);
+  } catch (error) {
+    fatal(error);
+  }
+  restored = true;
+  return { kind: 'done', id: message.id, revision, error: null };
+}
+
+/** Recovery's handling of a restore entry: a new writer holding the snapshot it names, at the entry's revision. */
+function replaceState(entry: StateRestore, revision: number): WriterCore {
+  const file = entry.file() ?? '';
+  const path = join(data.dataDir!, file);
+  if (file.includes('..') || !file.startsWith('restores/')) {
+    throw new FormatError(path, 0, `a restore entry names ${JSON.stringify(file)}, not a file in restores/`);
+  }
+  const expected = Buffer.from(entry.sha256Array() ?? []).toString('hex');
+  const actual = sha256File(path).toString('hex');
+  if (actual !== expected) {
+    throw new FormatError(path, 0, `revision ${revision} restores this file, whose SHA-256 is ${actual}, not ${expected}`);
+  }
+  writer = newWriter();
+  loadSnapshot(writer, path);
+  writer.revision = revision;
+  writer.tables.revisionBuilding = revision + 1;
+  writer.publish();
+  return writer;
+}
+
 function close(id: number): void {
   clearInterval(snapshotTimer);
+  clearInterval(backupTimer);
   log?.close();
   log = null;
   port.postMessage({ kind: 'closed', id });
@@ -235,6 +325,49 @@ function answerSnapshot(result: SnapshotWriteResult | null, error: string | null
   for (const id of waiters) port.postMessage({ kind: 'snapshot', id, result, error } satisfies SnapshotDoneMessage);
 }
 
+// ----------------------------------------------------------------------------------------------------------
+// Backups: periodic (default hourly, keep 48) and on request; the snapshot worker writes them.
+
+const backupOptions: BackupOptions = { ...backupDefaults, ...data.backup };
+let backupRunning = false;
+let backupTimer: ReturnType<typeof setInterval> | undefined;
+const backupStats = { backupsTaken: 0, backupsFailed: 0, backupLastRevision: 0, backupLastMs: 0 };
+
+function startBackup(reason: string, id: number | null): void {
+  const answer = (result: SnapshotWriteResult | null, error: string | null) => {
+    if (id !== null) port.postMessage({ kind: 'snapshot', id, result, error } satisfies SnapshotDoneMessage);
+  };
+  if (data.dataDir === null || closing) return answer(null, data.dataDir === null ? 'no data directory' : 'closing');
+  if (backupRunning) return answer(null, 'a backup is being written; try again when it is done');
+  const dir = backupOptions.dir ?? join(data.dataDir, 'backups');
+  mkdirSync(dir, { recursive: true });
+  backupRunning = true;
+  let promise: Promise<SnapshotWriteResult>;
+  try {
+    promise = spawnSnapshot({ arena: data.arena, control: data.control, directory: dir, revision: writer.revision,
+      term: 0, idempotency: writer.idempotencyEntries(), fileName: backupName(dir), magic: magicBackup });
+  } catch (error) {
+    backupRunning = false;
+    backupStats.backupsFailed++;
+    return answer(null, String((error as Error)?.message ?? error));
+  }
+  promise.then((result) => {
+    backupStats.backupsTaken++;
+    backupStats.backupLastRevision = result.revision;
+    backupStats.backupLastMs = result.ms;
+    const pruned = pruneBackups(dir, Math.max(1, backupOptions.keep));
+    port.postMessage({ kind: 'event', event: { msg: 'backup written', reason, ...result, pruned } });
+    answer(result, null);
+  }, (error: unknown) => {
+    backupStats.backupsFailed++;
+    const message = String((error as Error)?.message ?? error);
+    port.postMessage({ kind: 'event', event: { msg: 'backup failed', reason, error: message } });
+    answer(null, message);
+  }).finally(() => {
+    backupRunning = false;
+  });
+}
+
 /** Keeps the newest `retained` snapshots; deletes log segments wholly before the oldest one kept. */
 function retain(dir: string): void {
   const snapshots = listSnapshots(dir);
@@ -243,6 +376,20 @@ function retain(dir: string): void {
   if (snapshots.length > kept.length) fsyncDirectory(dir);
   const oldest = kept.at(-1);
   if (oldest !== undefined && log !== null) snapshotStats.segmentsRemoved += log.removeBefore(oldest.revision, 0).length;
+  // Restored backups (restores/) are needed until every kept snapshot is newer than their restore entry.
+  if (oldest !== undefined) removeOldRestores(oldest.path);
+}
+
+function removeOldRestores(oldestSnapshot: string): void {
+  const dir = join(data.dataDir!, 'restores');
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const cutoff = statSync(oldestSnapshot).mtimeMs;
+  for (const name of names) if (statSync(join(dir, name)).mtimeMs < cutoff) unlinkSync(join(dir, name));
 }
 
 function start(): void {
@@ -250,7 +397,8 @@ function start(): void {
   if (data.dataDir !== null) {
     const logDir = join(data.dataDir, 'log');
     const snapshotDir = join(data.dataDir, 'snapshots');
-    recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir));
+    recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir), replaceState);
+    writer = recovery.writer;
     if (brokenSnapshots.length > 0) recovery.brokenSnapshots = brokenSnapshots;
     log = new WriteAheadLog({ dir: logDir, segmentBytes: data.segmentBytes, onSync: (ms) => { fsyncMsTotal += ms; } });
     log.open(recovery.tail, writer.revision);
@@ -259,6 +407,10 @@ function start(): void {
       snapshotTimer = setInterval(() => startSnapshot('time'), snapshotOptions.everyMs);
       snapshotTimer.unref();
     }
+    if (backupOptions.everyMs > 0) {
+      backupTimer = setInterval(() => startBackup('time', null), backupOptions.everyMs);
+      backupTimer.unref();
+    }
   }
   port.on('message', (message: WriterRequest) => {
     if (message.kind === 'commit') group(message);
@@ -266,7 +418,7 @@ function start(): void {
   });
   let ready: ReadyMessage['recovery'] = null;
   if (recovery !== null) {
-    const { tail: _tail, ...rest } = recovery;
+    const { tail: _tail, writer: _writer, ...rest } = recovery;
     ready = rest;
   }
   port.postMessage({ kind: 'ready', recovery: ready } satisfies ReadyMessage);

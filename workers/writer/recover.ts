@@ -9,7 +9,7 @@
  * long epochs replay faster, and publishing lets the arena reclaim what the replay made garbage.
  */
 import * as flatbuffers from 'flatbuffers';
-import { TransactionResult } from '../../core/fbs/strata.js';
+import { TransactionResult, type StateRestore } from '../../core/fbs/strata.js';
 import { FormatError } from '../../core/files.js';
 import { entryTransaction } from '../../core/log-entry.js';
 import { scanLog } from '../../core/wal.js';
@@ -33,6 +33,7 @@ function scanLogExplained(logDir: string, good: () => number, onGroup: Parameter
 }
 
 export interface Recovery {
+  writer: WriterCore;      // the recovered writer (a restore entry replaces the one recovery started with)
   revision: number;
   snapshot: { path: string; revision: number; ms: number } | null;
   replayed: number;        // transactions re-executed from the log
@@ -48,10 +49,11 @@ export interface Recovery {
  * recovery does not depend on the snapshot format.
  */
 export function recover(writerOf: WriterCore | (() => WriterCore), logDir: string,
-  loadSnapshot: () => { path: string; revision: number } | null): Recovery {
+  loadSnapshot: () => { path: string; revision: number } | null,
+  replaceState?: (restore: StateRestore, revision: number) => WriterCore): Recovery {
   const start = performance.now();
   const snapshot = loadSnapshot();
-  const writer = typeof writerOf === 'function' ? writerOf() : writerOf; // loading may have replaced a writer spoilt by a damaged snapshot
+  let writer = typeof writerOf === 'function' ? writerOf() : writerOf; // loading may have replaced a writer spoilt by a damaged snapshot
   const snapshotMs = performance.now() - start;
   const base = snapshot?.revision ?? 0;
   let replayed = 0;
@@ -76,6 +78,20 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
         throw new FormatError(record.file, record.offset, `revision ${revision}: the log does not continue the ` +
           `state at revision ${writer.revision} (a gap after the snapshot at ${base}?); see strata log verify`);
       }
+      const restore = entry.restore();
+      if (restore !== null) {
+        // A committed staged backup: the whole state is replaced by its snapshot, at this revision.
+        if (replaceState === undefined) {
+          throw new FormatError(record.file, record.offset, `revision ${revision}: a restore entry (${restore.file()}) ` +
+            'needs the data directory it was written in');
+        }
+        writer.publish();
+        writer = replaceState(restore, revision);
+        writer.log = null;
+        replayed++;
+        good = revision;
+        continue;
+      }
       const result = TransactionResult.getRootAsTransactionResult(new flatbuffers.ByteBuffer(
         writer.commit(entryTransaction(entry))));
       const error = result.error();
@@ -94,6 +110,7 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
   });
   writer.publish();
   writer.log = previousLog;
+  const final = writer;
   if (scan.segments.length > 0 && scan.segments[0]!.firstRevision > base + 1) {
     throw new FormatError(scan.segments[0]!.name, 0, `the log starts at revision ${scan.segments[0]!.firstRevision} ` +
       `but the state (snapshot) is at ${base}: revisions in between are missing`);
@@ -110,7 +127,7 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
     torn: scan.torn === null ? null : { offset: scan.torn.offset },
   };
   return {
-    revision: writer.revision, replayed, skipped, tail, torn: scan.torn, ms: performance.now() - start,
+    writer: final, revision: writer.revision, replayed, skipped, tail, torn: scan.torn, ms: performance.now() - start,
     snapshot: snapshot === null ? null : { ...snapshot, ms: snapshotMs },
   };
 }

@@ -265,6 +265,11 @@ export class WriterCore {
   }
 }
 
+/** An encoded TransactionResult carrying only an error (the writer refusing a transaction it cannot take). */
+export function errorResult(revision: number, code: ErrorCode, message: string): Uint8Array {
+  return encodeOutcome(errorOutcome(revision, code, message));
+}
+
 function errorOutcome(revision: number, code: ErrorCode, message: string): Outcome {
   return { revision, code, message, opIndex: -1, preconditionIndex: -1, ops: null, changed: false, inlineConfigs: 0 };
 }

@@ -185,11 +185,17 @@ export interface LogScan {
 }
 
 /**
- * Reads every segment of `dir` in order, checking CRCs, the chain across segments, consecutive sequence numbers
- * and consecutive revisions; calls onGroup for each group. Throws FormatError at the first corruption.
+ * Reads the segments of `dir` in order (from the one holding fromRevision + 1), checking CRCs, the chain across
+ * segments, consecutive sequence numbers and consecutive revisions; calls onGroup for each group. Throws
+ * FormatError at the first corruption.
  */
-export function scanLog(dir: string, onGroup: (record: LogGroupRecord) => void): LogScan {
-  const files = listSegments(dir);
+export function scanLog(dir: string, onGroup: (record: LogGroupRecord) => void, fromRevision = 0): LogScan {
+  // Segments wholly at or below fromRevision (the next one starts at or before fromRevision + 1) are not read:
+  // recovery after a snapshot needs only the rest, and the first segment read carries its chain seed.
+  let files = listSegments(dir);
+  let skip = 0;
+  while (skip + 1 < files.length && files[skip + 1]!.firstRevision <= fromRevision + 1) skip++;
+  files = files.slice(skip);
   const result: LogScan = { segments: [], lastRevision: 0, lastCrc: 0, torn: null };
   let expectRevision = -1;
   let previous: (SegmentFile & SegmentScan) | null = null;

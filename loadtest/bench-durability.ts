@@ -10,7 +10,8 @@
  *     log_bytes_per_transition.
  *  2. snapshot_s at 1M tasks (100k with --quick), and snapshot_p999_ratio: commit p99.9 at 32 committers while
  *     the snapshot is written, over the same without.
- *  3. recovery_s at 100k and 1M tasks: snapshot + a 100k-transaction log tail, close, time Engine.open.
+ *  3. recovery_s at 100k and 1M tasks: snapshot + a 100k-transaction log tail (20k with --quick), close, time
+ *     Engine.open (split into snapshot load and replay).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -109,6 +110,61 @@ async function durableCommit(engine: Engine, c: Committers, tasks: number, commi
     note: 'log bytes (framing included) / committed lifecycle steps; ~1 in 6 steps is a replacement (upsert + delete)' });
 }
 
+/** Commits `count` lifecycle steps with committersMax committers, as fast as the engine takes them. */
+async function tail(engine: Engine, c: Committers, count: number): Promise<number> {
+  c.reset();
+  c.start(engine, committersMax);
+  const t0 = nowMs();
+  while (c.commits < count) await sleep(20);
+  await c.stop();
+  return nowMs() - t0;
+}
+
+/**
+ * At `tasks`: snapshot time, commit p99.9 at 32 committers with and without a snapshot being written, then a
+ * 100k-transaction log tail after the snapshot, and the time to reopen (recovery = snapshot + tail replay).
+ */
+async function snapshotAndRecovery(root: string, tasks: number, seconds: number, tailCount: number, rows: Rows):
+  Promise<void> {
+  const o = workloadOptions(tasks, 1);
+  const dataDir = join(root, `recovery-${tasks}`);
+  const quiet = { snapshot: { everyMs: 0, logBytes: 0 }, backup: { everyMs: 0 } };
+  const engine = await Engine.open({ dataDir, ...quiet });
+  log(`${tasks} tasks: bulk load`);
+  await bulkLoadEngine(engine, o, tasks, rows);
+  const c = new Committers(o, 11);
+  log(`${tasks} tasks: commit latency without a snapshot (32 committers, ${seconds} s)`);
+  c.start(engine, 32);
+  await sleep(1000);
+  c.reset();
+  await sleep(seconds * 1000);
+  const without = c.latency.percentileMs(99.9);
+  const withoutCount = c.commits;
+  log(`${tasks} tasks: snapshot while 32 committers go on`);
+  c.reset();
+  const snapshot = await engine.snapshot();
+  const during = c.latency.percentileMs(99.9);
+  const duringCount = c.commits;
+  await c.stop();
+  rows.add({ name: 'snapshot_s', value: round(snapshot.ms / 1000, 3), unit: 's', tasks, bytes: snapshot.bytes,
+    chunks: snapshot.chunks, commitsDuring: duringCount });
+  rows.add({ name: 'snapshot_p999_ratio', value: round(during / without, 3), unit: 'ratio', tasks, committers: 32,
+    p999DuringMs: round(during, 3), p999WithoutMs: round(without, 3), commitsWithout: withoutCount,
+    commitsDuring: duringCount });
+  log(`${tasks} tasks: ${tailCount} transactions of log tail`);
+  const tailMs = await tail(engine, c, tailCount);
+  await engine.close();
+  log(`${tasks} tasks: reopen`);
+  const t0 = nowMs();
+  const reopened = await Engine.open({ dataDir, ...quiet });
+  const ms = nowMs() - t0;
+  const recovery = reopened.recovery!;
+  rows.add({ name: 'recovery_s', value: round(ms / 1000, 3), unit: 's', tasks, replayed: recovery.replayed,
+    snapshotLoadS: round((recovery.snapshot?.ms ?? 0) / 1000, 3),
+    replayS: round((recovery.ms - (recovery.snapshot?.ms ?? 0)) / 1000, 3), tailCommitS: round(tailMs / 1000, 3) });
+  await reopened.close();
+}
+
 async function main(): Promise<void> {
   const args = parse(process.argv.slice(2));
   const rows = new Rows();
@@ -117,8 +173,8 @@ async function main(): Promise<void> {
   try {
     const tasks = 100_000;
     const o = workloadOptions(tasks, 1);
-    const dataDir = join(root, 'commit');
-    const engine = await Engine.open({ dataDir });
+    const engine = await Engine.open({ dataDir: join(root, 'commit'), snapshot: { everyMs: 0, logBytes: 0 },
+      backup: { everyMs: 0 } });
     log(`${tasks} tasks: bulk load through the log`);
     await bulkLoadEngine(engine, o, tasks, rows);
     const committers = new Committers(o, 7);
@@ -127,14 +183,11 @@ async function main(): Promise<void> {
       await durableCommit(engine, committers, tasks, count, seconds, rows);
     }
     await engine.close();
-    log('recovery: reopen');
-    const t0 = nowMs();
-    const reopened = await Engine.open({ dataDir });
-    const ms = nowMs() - t0;
-    rows.add({ name: 'recovery_s', value: round(ms / 1000, 3), unit: 's', tasks,
-      replayed: reopened.recovery?.replayed ?? 0, snapshot: reopened.recovery?.snapshot != null,
-      note: 'replay of the whole log (no snapshot)' } as Row);
-    await reopened.close();
+    rmSync(join(root, 'commit'), { recursive: true, force: true });
+    for (const size of args.quick ? [100_000] : [100_000, 1_000_000]) {
+      await snapshotAndRecovery(root, size, seconds, args.quick ? 20_000 : 100_000, rows);
+      rmSync(join(root, `recovery-${size}`), { recursive: true, force: true });
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

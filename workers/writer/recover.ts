@@ -19,10 +19,10 @@ import type { WriterCore } from './writer.js';
 const replayPublishEvery = 4096;
 
 /** scanLog, with a corruption error that says the revision and what to do about it. */
-function scanLogExplained(logDir: string, good: () => number, onGroup: Parameters<typeof scanLog>[1]):
+function scanLogExplained(logDir: string, from: number, good: () => number, onGroup: Parameters<typeof scanLog>[1]):
   ReturnType<typeof scanLog> {
   try {
-    return scanLog(logDir, onGroup);
+    return scanLog(logDir, onGroup, from);
   } catch (error) {
     if (!(error instanceof FormatError) || error.message.includes('strata log')) throw error;
     throw new FormatError(error.file, error.offset, `${error.message.slice(error.file.length + ` at offset ${error.offset}: `.length)}` +
@@ -62,7 +62,7 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
   const previousLog = writer.log;
   writer.log = null;
   let good = base; // the last revision known good, for the error an operator reads
-  const scan = scanLogExplained(logDir, () => good, (record) => {
+  const scan = scanLogExplained(logDir, base, () => good, (record) => {
     const group = record.group;
     let revision = record.firstRevision - 1;
     const count = group.entriesLength();

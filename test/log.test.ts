@@ -37,10 +37,10 @@ interface ChildRun { code: number | null; signal: string | null; acked: Set<stri
 
 /** Runs the crash child; kills it with SIGKILL after killMs (when given). */
 function runChild(dataDir: string, clients: number, perClient: number, firstSeq: number,
-  options: { killMs?: number; failpoints?: string } = {}): Promise<ChildRun> {
+  options: { killMs?: number; failpoints?: string; segmentBytes?: number } = {}): Promise<ChildRun> {
   return new Promise((resolve) => {
     const proc = spawn(process.execPath, [child, dataDir, String(clients), String(perClient), String(firstSeq),
-      String(segmentBytes)], { env: { ...process.env, STRATA_FAILPOINTS: options.failpoints ?? '' },
+      String(options.segmentBytes ?? segmentBytes)], { env: { ...process.env, STRATA_FAILPOINTS: options.failpoints ?? '' },
       stdio: ['ignore', 'pipe', 'pipe'] });
     const acked = new Set<string>();
     const lines: string[] = [];
@@ -221,6 +221,9 @@ test(crashTitle, async (t) => {
   const sent = new Set<string>();
   const acked = new Set<string>();
   const kills: Record<string, number> = {};
+  let ackedChecked = 0;
+  // Small segments (8 KiB: a few groups each) so that rounds cut segments and log.segment-create fires.
+  const crashSegmentBytes = 8 * 1024;
   for (let round = 0; round < crashRounds; round++) {
     if (round % 10 === 0 && round > 0) {
       // Keep replays short: every tenth round starts over on a new directory after checking the old one.
@@ -233,12 +236,14 @@ test(crashTitle, async (t) => {
     const point = points[Math.floor(random() * points.length)]!;
     const run = await runChild(join(dir, 'data'), clients, perClient, firstSeq, usePoint ?
       { failpoints: `${point}=${point === 'log.partial-write' ? 'partial' : 'kill'}@${1 + Math.floor(random() * 6)}`,
-        killMs: 2000 } : { killMs: Math.floor(random() * 150) });
+        killMs: 2000, segmentBytes: crashSegmentBytes } : { killMs: Math.floor(random() * 150),
+        segmentBytes: crashSegmentBytes });
     const how = usePoint ? point : 'sigkill';
     kills[how] = (kills[how] ?? 0) + (run.signal === 'SIGKILL' ? 1 : 0);
     for (const key of sentKeys(clients, firstSeq, perClient)) sent.add(key);
     for (const key of run.acked) acked.add(key);
-    const engine = await Engine.open({ dataDir: join(dir, 'data'), segmentBytes, readerThreads: 1 });
+    ackedChecked += run.acked.size;
+    const engine = await Engine.open({ dataDir: join(dir, 'data'), segmentBytes: crashSegmentBytes, readerThreads: 1 });
     const problems = crashProblems(await crashState(engine), sent, acked);
     // Exactly once: resending every transaction of the round with its key applies the missing ones and answers
     // the applied ones as duplicates; the revision then counts each transaction once.
@@ -254,8 +259,26 @@ test(crashTitle, async (t) => {
     await engine.close();
     if (problems.length > 0) t.fail(`round ${round} (${how}): ${problems.slice(0, 5).join('; ')}`);
   }
-  t.log(`kills by point: ${JSON.stringify(kills)}; acknowledged transactions checked: ${acked.size}`);
+  t.log(`kills by point: ${JSON.stringify(kills)}; acknowledged transactions checked: ${ackedChecked}`);
   t.pass();
+});
+
+test('a keyed transaction that failed is remembered across a restart from the log alone', async (t) => {
+  const dir = tempDir(t);
+  const key = make(f.IdempotencyKeyT, { clientId: 'client-9', sequence: 1n });
+  let engine = await Engine.open({ dataDir: dir, segmentBytes, readerThreads: 1 });
+  const failed = decodeTransactionResult(await engine.commit(txn([transition('nope', f.ScheduleStatus.ASSIGNED)],
+    { idempotency: key })));
+  t.truthy(failed.error);
+  await commitOk(engine, txn([upsert([task('nope', jobConfig('www', 'prod', 'x'), 0)])]));
+  await engine.close();
+  engine = await Engine.open({ dataDir: dir, segmentBytes, readerThreads: 1 });
+  const retry = decodeTransactionResult(await engine.commit(txn([transition('nope', f.ScheduleStatus.ASSIGNED)],
+    { idempotency: key })));
+  t.true(retry.duplicate, 'the retry gets the first outcome');
+  t.is(retry.error?.code, failed.error!.code);
+  t.is((await crashStateOf(engine))[0]![1], f.ScheduleStatus.PENDING, 'and is not applied');
+  await engine.close();
 });
 
 test('a log copied elsewhere opens there (records are self-contained), and a stale segment is refused', async (t) => {

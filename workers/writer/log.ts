@@ -161,7 +161,8 @@ export class WriteAheadLog {
     this.fd = fd;
     this.seq = seq;
     this.position = headerBytes;
-    this.capacity = Math.max(fstatSync(fd).size, headerBytes);
+    // A file that was not preallocated grows with each append, up to segmentBytes, like a preallocated one.
+    this.capacity = Math.max(fstatSync(fd).size, this.segmentBytes);
     this.lastCrc = seed;
     this.segmentsCreated++;
     this.prepareNext();

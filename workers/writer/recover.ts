@@ -95,7 +95,10 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
       const result = TransactionResult.getRootAsTransactionResult(new flatbuffers.ByteBuffer(
         writer.commit(entryTransaction(entry))));
       const error = result.error();
-      if (error !== null || Number(result.revision()) !== revision && !result.duplicate()) {
+      // A noop entry may be a keyed failure, logged so that its outcome is remembered: its error is expected.
+      const diverged = noop ? writer.revision !== revision :
+        error !== null || Number(result.revision()) !== revision && !result.duplicate();
+      if (diverged) {
         throw new FormatError(record.file, record.offset, `revision ${revision}: replay diverged (${error !== null ?
           `error ${error.code()}: ${error.message()}` : `got revision ${result.revision()}`}); the log or this build is ` +
           'wrong: see strata log verify, strata log edit');

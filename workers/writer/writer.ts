@@ -102,8 +102,14 @@ export class WriterCore {
     this.tables.configsNew.length = 0;
     const outcome = this.commitTransaction(transaction, clientId, sequence);
     const log = this.log;
-    if (log !== null && outcome.code === ErrorCode.OK && (outcome.changed || clientId !== null)) {
-      this.logEntry(log, transaction, bytes, clientId, sequence, outcome);
+    if (log !== null) {
+      if (outcome.code === ErrorCode.OK && (outcome.changed || clientId !== null)) {
+        this.logEntry(log, transaction, bytes, clientId, sequence, outcome);
+      } else if (clientId !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) {
+        // A keyed failure is remembered (docs/semantics.md): logged as a noop, replay gives the same error.
+        if (LogGroupBuilder.compactable(transaction)) log.addCompact(transaction, clientId, sequence, true);
+        else log.addGeneral(bytes, true);
+      }
     }
     const result = encodeOutcome(outcome);
     if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, result);

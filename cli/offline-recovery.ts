@@ -11,7 +11,7 @@ import { FormatError } from '../core/files.js';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import { pinClockMs } from '../workers/reader/pin.js';
-import { recover, type Recovery } from '../workers/writer/recover.js';
+import { recover, restoredWriter, type Recovery } from '../workers/writer/recover.js';
 import { loadSnapshot } from '../workers/writer/restore.js';
 import { WriterCore } from '../workers/writer/writer.js';
 import { dataDirectorySnapshots, formatReason, logDirectory } from './tool-support.js';
@@ -44,6 +44,8 @@ export interface OfflineRecovery extends OfflineWriter {
 export function recoverDataDirectory(dataDir: string): OfflineRecovery {
   const offline = newOfflineWriter();
   const newest = dataDirectorySnapshots(dataDir)[0];
+  const fresh = (): WriterCore => new WriterCore({ arena: offline.arena, control: offline.control,
+    arenaBytesMax: limits.arenaBytesMaxDefault, pinMsMax: limits.pinMsMaxDefault, now: pinClockMs });
   const recovery = recover(offline.writer, logDirectory(dataDir), () => {
     if (newest === undefined) return null;
     try {
@@ -54,6 +56,6 @@ export function recoverDataDirectory(dataDir: string): OfflineRecovery {
         'daemon would rename it .broken and start from the next older one; move it aside and run again, or ' +
         'inspect it with strata snapshot dump)');
     }
-  });
-  return { ...offline, recovery };
+  }, (entry, revision) => restoredWriter(dataDir, entry, revision, fresh));
+  return { ...offline, writer: recovery.writer, recovery };
 }

@@ -9,14 +9,14 @@
  * nothing is deleted before the new snapshot is installed, and a log segment only once a kept snapshot covers
  * every entry of it (WriteAheadLog.removeBefore); a torn tail is left for the daemon to cut at its next start.
  */
-import { mkdirSync, unlinkSync } from 'node:fs';
-import { fsyncDirectory } from '../core/files.js';
+import { mkdirSync } from 'node:fs';
 import { listSegments } from '../core/wal.js';
+import { retainSnapshots, type Retention } from '../workers/snapshot/retention.js';
 import { writeSnapshot, type SnapshotWriteResult } from '../workers/snapshot/write.js';
 import { WriteAheadLog } from '../workers/writer/log.js';
 import { recoverDataDirectory } from './offline-recovery.js';
 import {
-  dataDirectorySnapshots, exitOk, logDirectory, type OfflineOptions, type Output, snapshotDirectory, UsageError,
+  exitOk, logDirectory, type OfflineOptions, type Output, snapshotDirectory, UsageError,
   usageFailed, withDataDirectory, type Write,
 } from './tool-support.js';
 
@@ -82,29 +82,10 @@ function recoverAndWrite(dataDir: string, write: Write): SnapshotWriteResult | n
   return written;
 }
 
-interface Retention {
-  snapshots: string[];       // removed snapshot files
-  segments: string[];        // removed log segment names
-  oldestKept: number | null; // the revision of the oldest snapshot kept
-}
-
-/**
- * The daemon's retention (workers/writer/main.ts retain): the newest `keep` snapshots stay, older ones are
- * deleted; then the log segments whose entries are all at or before the oldest kept snapshot's revision.
- */
+/** The daemon's retention (workers/snapshot/retention.ts), offline. */
 function retain(dataDir: string, keep: number): Retention {
-  const directory = snapshotDirectory(dataDir);
-  const snapshots = dataDirectorySnapshots(dataDir);
-  const kept = snapshots.slice(0, keep);
-  const removed = snapshots.slice(kept.length);
-  for (const old of removed) unlinkSync(old.path);
-  if (removed.length > 0) fsyncDirectory(directory);
-  const oldest = kept.at(-1);
   const logDir = logDirectory(dataDir);
-  let segments: string[] = [];
   // (A WriteAheadLog that is not opened only reads and deletes: it never preallocates nor writes.)
-  if (oldest !== undefined && listSegments(logDir).length > 1) {
-    segments = new WriteAheadLog({ dir: logDir }).removeBefore(oldest.revision, 0);
-  }
-  return { snapshots: removed.map((old) => old.path), segments, oldestKept: oldest?.revision ?? null };
+  return retainSnapshots(dataDir, keep, (revision) => listSegments(logDir).length > 1 ?
+    new WriteAheadLog({ dir: logDir }).removeBefore(revision, 0) : []);
 }

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Engine } from '../daemon/engine.js';
-import { Latency, log, nowMs, perSecond, round, type Row, Rows, sleep, transactionError } from './bench-support.js';
+import { Latency, log, nowMs, perSecond, round, Rows, sleep, transactionError } from './bench-support.js';
 import { bulkLoadEngine } from './bench-reads.js';
 import { TransitionGenerator, workloadOptions, type WorkloadOptions } from './workload.js';
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
+import { recoverDataDirectory } from '../cli/offline-recovery.js';
 import { Engine } from '../daemon/engine.js';
 import { backupName, restoreBackupOffline } from '../workers/snapshot/backups.js';
 import { f, jobConfig, make, op, task, taskQuery, transition, txn, upsert } from './support/build.js';
@@ -141,6 +142,11 @@ test('staged recovery: stage, query the staged copy, unload, stage again, commit
   const standby = await Engine.open({ dataDir: join(dir, 'standby'), readerThreads: 1, ...quiet });
   t.is(await tasksOf(standby.query(allTasks())), afterRestore);
   await standby.close();
+
+  // The offline tools recover through the restore entry too.
+  const offline = recoverDataDirectory(dataDir);
+  t.is(offline.recovery.revision, revisionB + 2);
+  t.is(offline.writer.stats().taskCount, 150);
 
   // The restore entry names its file by SHA-256: a changed file stops recovery loudly.
   const restores = readdirSync(join(dataDir, 'restores'));

@@ -11,9 +11,9 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { join } from 'node:path';
 import { failpoint } from '../../core/failpoints.js';
 import { LogGroupBuilder } from '../../core/log-entry.js';
-import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { mkdirSync, renameSync } from 'node:fs';
 import { ErrorCode, type StateRestore } from '../../core/fbs/strata.js';
-import { FormatError, fsyncDirectory, magicBackup, sha256File } from '../../core/files.js';
+import { FormatError, magicBackup } from '../../core/files.js';
 import { backupName, pruneBackups } from '../snapshot/backups.js';
 import { writerGroupTransactionsMax } from '../../core/limits.js';
 import { listSnapshots } from '../snapshot/read.js';
@@ -22,7 +22,8 @@ import type { SnapshotWriteResult } from '../snapshot/write.js';
 import { loadSnapshot } from './restore.js';
 import { pinClockMs } from '../reader/pin.js';
 import { WriteAheadLog } from './log.js';
-import { recover, type Recovery } from './recover.js';
+import { recover, restoredWriter, type Recovery } from './recover.js';
+import { retainSnapshots } from '../snapshot/retention.js';
 import { errorResult, WriterCore } from './writer.js';
 
 export interface WriterData {
@@ -238,21 +239,7 @@ function restore(message: RestoreMessage): DoneMessage {
 
 /** Recovery's handling of a restore entry: a new writer holding the snapshot it names, at the entry's revision. */
 function replaceState(entry: StateRestore, revision: number): WriterCore {
-  const file = entry.file() ?? '';
-  const path = join(data.dataDir!, file);
-  if (file.includes('..') || !file.startsWith('restores/')) {
-    throw new FormatError(path, 0, `a restore entry names ${JSON.stringify(file)}, not a file in restores/`);
-  }
-  const expected = Buffer.from(entry.sha256Array() ?? []).toString('hex');
-  const actual = sha256File(path).toString('hex');
-  if (actual !== expected) {
-    throw new FormatError(path, 0, `revision ${revision} restores this file, whose SHA-256 is ${actual}, not ${expected}`);
-  }
-  writer = newWriter();
-  loadSnapshot(writer, path);
-  writer.revision = revision;
-  writer.tables.revisionBuilding = revision + 1;
-  writer.publish();
+  writer = restoredWriter(data.dataDir!, entry, revision, newWriter);
   return writer;
 }
 
@@ -306,7 +293,7 @@ function startSnapshot(reason: string): void {
     snapshotStats.snapshotLastRevision = result.revision;
     snapshotStats.snapshotLastMs = result.ms;
     snapshotStats.snapshotLastBytes = result.bytes;
-    retain(dir);
+    retain();
     port.postMessage({ kind: 'event', event: { msg: 'snapshot written', reason, ...result } });
     answerSnapshot(result, null);
   }, (error: unknown) => {
@@ -368,28 +355,11 @@ function startBackup(reason: string, id: number | null): void {
   });
 }
 
-/** Keeps the newest `retained` snapshots; deletes log segments wholly before the oldest one kept. */
-function retain(dir: string): void {
-  const snapshots = listSnapshots(dir);
-  const kept = snapshots.slice(0, Math.max(1, snapshotOptions.retained));
-  for (const old of snapshots.slice(kept.length)) unlinkSync(old.path);
-  if (snapshots.length > kept.length) fsyncDirectory(dir);
-  const oldest = kept.at(-1);
-  if (oldest !== undefined && log !== null) snapshotStats.segmentsRemoved += log.removeBefore(oldest.revision, 0).length;
-  // Restored backups (restores/) are needed until every kept snapshot is newer than their restore entry.
-  if (oldest !== undefined) removeOldRestores(oldest.path);
-}
-
-function removeOldRestores(oldestSnapshot: string): void {
-  const dir = join(data.dataDir!, 'restores');
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return;
-  }
-  const cutoff = statSync(oldestSnapshot).mtimeMs;
-  for (const name of names) if (statSync(join(dir, name)).mtimeMs < cutoff) unlinkSync(join(dir, name));
+/** The data directory's retention (workers/snapshot/retention.ts), after a snapshot. */
+function retain(): void {
+  const retention = retainSnapshots(data.dataDir!, snapshotOptions.retained,
+    (revision) => log === null ? [] : log.removeBefore(revision, 0));
+  snapshotStats.segmentsRemoved += retention.segments.length;
 }
 
 function start(): void {

@@ -10,10 +10,12 @@
  */
 import * as flatbuffers from 'flatbuffers';
 import { TransactionResult, type StateRestore } from '../../core/fbs/strata.js';
-import { FormatError } from '../../core/files.js';
+import { join } from 'node:path';
+import { FormatError, sha256File } from '../../core/files.js';
 import { entryTransaction } from '../../core/log-entry.js';
 import { scanLog } from '../../core/wal.js';
 import type { LogTail } from './log.js';
+import { loadSnapshot } from './restore.js';
 import type { WriterCore } from './writer.js';
 
 const replayPublishEvery = 4096;
@@ -133,4 +135,28 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
     writer: final, revision: writer.revision, replayed, skipped, tail, torn: scan.torn, ms: performance.now() - start,
     snapshot: snapshot === null ? null : { ...snapshot, ms: snapshotMs },
   };
+}
+
+/**
+ * A restore entry's state: a new writer (from `fresh`) holding the snapshot the entry names in `dataDir`, checked
+ * against the entry's SHA-256, at the entry's revision. Used by recovery (daemon and offline tools alike).
+ */
+export function restoredWriter(dataDir: string, entry: StateRestore, revision: number, fresh: () => WriterCore):
+  WriterCore {
+  const file = entry.file() ?? '';
+  const path = join(dataDir, file);
+  if (file.includes('..') || !file.startsWith('restores/')) {
+    throw new FormatError(path, 0, `a restore entry names ${JSON.stringify(file)}, not a file in restores/`);
+  }
+  const expected = Buffer.from(entry.sha256Array() ?? []).toString('hex');
+  const actual = sha256File(path).toString('hex');
+  if (actual !== expected) {
+    throw new FormatError(path, 0, `revision ${revision} restores this file, whose SHA-256 is ${actual}, not ${expected}`);
+  }
+  const writer = fresh();
+  loadSnapshot(writer, path);
+  writer.revision = revision;
+  writer.tables.revisionBuilding = revision + 1;
+  writer.publish();
+  return writer;
 }

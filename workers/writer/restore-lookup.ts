@@ -121,3 +121,54 @@ export class BytesTable {
     this.values = grow(this.values, (length) => new Int32Array(length));
   }
 }
+
+/**
+ * 16-byte keys (config hashes: SHA-256 prefixes, so their first word is a good hash) -> values >= 0. Open
+ * addressing with each entry's key words and value side by side: a lookup reads one cache line, which matters at
+ * one lookup per task over 20,000 configs.
+ */
+export class Key16Table {
+  private entries = new Int32Array(1024 * 5);  // per slot: 4 key words, value + 1 (0: empty)
+  count = 0;
+
+  /** The value of the key at bytes [start, start + 16), or -1. */
+  find(bytes: Uint8Array, start: number): number {
+    const entries = this.entries;
+    const mask = entries.length / 5 - 1;
+    const w0 = word(bytes, start);
+    for (let slot = w0 & mask; ; slot = (slot + 1) & mask) {
+      const at = slot * 5;
+      const value = entries[at + 4]! - 1;
+      if (value < 0) return -1;
+      if (entries[at] === w0 && entries[at + 1] === word(bytes, start + 4) && entries[at + 2] === word(bytes, start + 8) &&
+        entries[at + 3] === word(bytes, start + 12)) return value;
+    }
+  }
+
+  add(bytes: Uint8Array, start: number, value: number): void {
+    assert(value >= 0 && this.find(bytes, start) < 0, 'a key is added once');
+    if ((this.count + 1) * 2 > this.entries.length / 5) this.rehash();
+    this.count++;
+    this.place(word(bytes, start), word(bytes, start + 4), word(bytes, start + 8), word(bytes, start + 12), value + 1);
+  }
+
+  private place(w0: number, w1: number, w2: number, w3: number, valuePlusOne: number): void {
+    const entries = this.entries;
+    const mask = entries.length / 5 - 1;
+    let slot = w0 & mask;
+    while (entries[slot * 5 + 4] !== 0) slot = (slot + 1) & mask;
+    entries.set([w0, w1, w2, w3, valuePlusOne], slot * 5);
+  }
+
+  private rehash(): void {
+    const old = this.entries;
+    this.entries = new Int32Array(old.length * 2);
+    for (let at = 0; at < old.length; at += 5) {
+      if (old[at + 4] !== 0) this.place(old[at]!, old[at + 1]!, old[at + 2]!, old[at + 3]!, old[at + 4]!);
+    }
+  }
+}
+
+function word(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+}

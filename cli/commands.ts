@@ -10,6 +10,7 @@ import {
   exitFailure, exitLocked, exitOk, exitTornTail, exitUsage, logDump, logEdit, logTruncate, logVerify, opNames,
   type Output, type Write,
 } from './log-tools.js';
+import { backupList, backupRestore } from './backup-tools.js';
 import { snapshotCreate, snapshotKeepDefault } from './snapshot-create.js';
 import { snapshotDumpCommand } from './snapshot-tools.js';
 import { UsageError } from './tool-support.js';
@@ -209,6 +210,36 @@ export const commands: Command[] = [
     run: (values, io) => snapshotCreate({ ...offline(values),
       keep: count('keep', values['keep']) ?? snapshotKeepDefault }, io),
   },
+  {
+    name: 'backup list',
+    summary: 'list the backups (newest first): name, revision, time, tasks, bytes',
+    description: [
+      'Lists the backups of <data-dir>/backups (or --dir), newest first, as their names say (Aurora\'s',
+      'scheduler-backup-yyyy-MM-dd-HH-mm, UTC). Each backup\'s header and end frame are read; a backup that does',
+      'not read is listed as DAMAGED. `strata snapshot dump FILE` reads and checks every chunk of one. It takes no',
+      'lock (backups are never changed once installed), so it works beside a running daemon.',
+    ],
+    options: [
+      { ...dataDirOption, description: 'the data directory whose backups/ to list (default ./data)' },
+      { name: 'dir', type: 'string', value: 'DIR', description: 'list this directory instead' },
+      { name: 'json', type: 'boolean', description: 'one JSON object per line' },
+    ],
+    run: (values, io) => backupList({ ...offline(values), dir: values['dir'] as string | undefined,
+      json: values['json'] === true }, io),
+  },
+  {
+    name: 'backup restore',
+    summary: 'offline restore: a backup into an empty data directory',
+    description: [
+      'Installs the backup FILE as the only snapshot of --data-dir, which must be empty or absent; the daemon',
+      'started on it opens at the backup\'s revision and logs from the next one. Aurora\'s procedure (stop the',
+      'schedulers, restore into an empty log, start) without its recovery-tool. To restore into a running',
+      'daemon, stage and commit the backup online instead (one logged entry; docs/operations.md).',
+    ],
+    options: [{ ...dataDirOption, description: 'the new data directory (must be empty or absent)' }],
+    positional: 'FILE',
+    run: (values, io, file) => backupRestore({ ...offline(values), file }, io),
+  },
 ];
 
 function optionText(option: OptionSpec): string {
@@ -239,7 +270,7 @@ function listHelp(prefix: string, write: Write): void {
   const width = Math.max(...shown.map((c) => c.name.length)) + 2;
   for (const command of shown) write(`  ${command.name.padEnd(width)}${command.summary}`);
   write('');
-  write('The log commands and snapshot create are offline: they work on the data directory of a stopped daemon');
+  write('The log commands, snapshot create and backup restore are offline: they work on the data directory of a stopped daemon');
   write('(--data-dir, default ./data), hold its lock while they run, and refuse if a running daemon holds it.');
   write('snapshot dump only reads a file and takes no lock. See docs/operations.md.');
   write('');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
+import { run } from '../cli/commands.js';
 import { recoverDataDirectory } from '../cli/offline-recovery.js';
 import { Engine } from '../daemon/engine.js';
 import { backupName, restoreBackupOffline } from '../workers/snapshot/backups.js';
@@ -169,4 +170,27 @@ test('a damaged backup cannot be staged, and nothing stays staged', async (t) =>
   await t.throwsAsync(engine.stageBackup(engine.listBackups()[0]!.name), { message: /staging .* failed/ });
   await t.throwsAsync(engine.queryStaged(allTasks()), { message: /no backup is staged/ });
   await engine.close();
+});
+
+test('strata backup list and backup restore (offline), with bad arguments', async (t) => {
+  const dir = tempDir(t);
+  const engine = await Engine.open({ dataDir: join(dir, 'live'), readerThreads: 1, ...quiet });
+  await stateA(engine);
+  const backup = await engine.backup();
+  await engine.close();
+  const lines: string[] = [];
+  const io = { write: (line: string) => lines.push(line), writeError: (line: string) => lines.push(line) };
+  t.is(run(['backup', 'list', '--data-dir', join(dir, 'live')], io), 0);
+  t.regex(lines[0]!, new RegExp(`scheduler-backup-.* revision ${backup.revision} .* 150 tasks`));
+  lines.length = 0;
+  t.is(run(['backup', 'list', '--data-dir', join(dir, 'live'), '--json'], io), 0);
+  t.is(JSON.parse(lines[0]!).revision, backup.revision);
+  t.is(run(['backup', 'restore', backup.path, '--data-dir', join(dir, 'new')], io), 0);
+  t.is(run(['backup', 'restore', backup.path, '--data-dir', join(dir, 'new')], io), 1, 'not empty any more');
+  t.is(run(['backup', 'restore', '--data-dir', join(dir, 'other')], io), 2, 'no FILE');
+  t.is(run(['backup', 'restore', join(dir, 'missing.bak'), '--data-dir', join(dir, 'other')], io), 1);
+  const reopened = await Engine.open({ dataDir: join(dir, 'new'), readerThreads: 1, ...quiet });
+  t.is(reopened.stats().revision, backup.revision);
+  t.is(reopened.stats().taskCount, 150);
+  await reopened.close();
 });

@@ -82,8 +82,9 @@ export function restoreBackupOffline(backup: string, dataDir: string): { revisio
   mkdirSync(dataDir, { recursive: true });
   const present = readdirSync(dataDir);
   if (present.length > 0) {
-    throw new Error(`${dataDir} is not empty (${present.slice(0, 3).join(', ')}${present.length > 3 ? ', ...' : ''}): ` +
-      'an offline restore goes into an empty data directory');
+    throw Object.assign(new Error(`${dataDir} is not empty (${present.slice(0, 3).join(', ')}` +
+      `${present.length > 3 ? ', ...' : ''}): an offline restore goes into an empty data directory`),
+    { code: 'ENOTEMPTY' });
   }
   const dir = join(dataDir, 'snapshots');
   mkdirSync(dir);

@@ -17,6 +17,7 @@ import { treeBuild } from '../../core/btree.js';
 import * as layout from '../../core/layout.js';
 import { isActive } from '../../core/status.js';
 import { jobIndexShape, oneKeyShape, threeKeyShape, twoKeyShape } from '../../core/store.js';
+import { WordKeyTable } from './restore-lookup.js';
 import type { ConfigInfo, Tables } from './tables.js';
 
 const statusCount = layout.statusValueCount;
@@ -32,7 +33,7 @@ export function grownU32(array: Uint32Array<ArrayBuffer>, needed: number): Uint3
 
 /** Key slots (jobs, role/envs, roles): dense numbers for their keys, with the key words of each. */
 class Slots {
-  private readonly bySignature = new Map<string, number>();
+  private readonly byKey = new WordKeyTable();
   keys: Uint32Array<ArrayBuffer>;
   count = 0;
   private readonly keyWords: number;
@@ -42,15 +43,17 @@ class Slots {
     this.keys = new Uint32Array(64 * keyWords);
   }
 
+  /** The slot of a key (words past keyWords are 0). */
   slot(a: number, b: number, c: number): number {
-    const signature = this.keyWords === 1 ? `${a}` : this.keyWords === 2 ? `${a},${b}` : `${a},${b},${c}`;
-    let slot = this.bySignature.get(signature);
-    if (slot === undefined) {
+    let slot = this.byKey.find(a, b, c, 0);
+    if (slot < 0) {
       slot = this.count++;
-      this.bySignature.set(signature, slot);
+      this.byKey.add(a, b, c, 0, slot);
       this.keys = grownU32(this.keys, this.count * this.keyWords);
-      const words = [a, b, c];
-      for (let i = 0; i < this.keyWords; i++) this.keys[slot * this.keyWords + i] = words[i]!;
+      const at = slot * this.keyWords;
+      this.keys[at] = a;
+      if (this.keyWords > 1) this.keys[at + 1] = b;
+      if (this.keyWords > 2) this.keys[at + 2] = c;
     }
     return slot;
   }

@@ -123,41 +123,54 @@ export class BytesTable {
 }
 
 /**
- * 16-byte keys (config hashes: SHA-256 prefixes, so their first word is a good hash) -> values >= 0. Open
+ * Keys of 4 u32 words -> values >= 0 (config hashes, as their 16 bytes; job keys, as ids padded with 0). Open
  * addressing with each entry's key words and value side by side: a lookup reads one cache line, which matters at
  * one lookup per task over 20,000 configs.
  */
-export class Key16Table {
+export class WordKeyTable {
   private entries = new Int32Array(1024 * 5);  // per slot: 4 key words, value + 1 (0: empty)
   count = 0;
 
-  /** The value of the key at bytes [start, start + 16), or -1. */
-  find(bytes: Uint8Array, start: number): number {
+  /** The value of the key, or -1. */
+  find(w0: number, w1: number, w2: number, w3: number): number {
     const entries = this.entries;
     const mask = entries.length / 5 - 1;
-    const w0 = word(bytes, start);
-    for (let slot = w0 & mask; ; slot = (slot + 1) & mask) {
+    for (let slot = mixWords(w0, w1, w2, w3) & mask; ; slot = (slot + 1) & mask) {
       const at = slot * 5;
       const value = entries[at + 4]! - 1;
       if (value < 0) return -1;
-      if (entries[at] === w0 && entries[at + 1] === word(bytes, start + 4) && entries[at + 2] === word(bytes, start + 8) &&
-        entries[at + 3] === word(bytes, start + 12)) return value;
+      if (entries[at] === (w0 | 0) && entries[at + 1] === (w1 | 0) && entries[at + 2] === (w2 | 0) &&
+        entries[at + 3] === (w3 | 0)) return value;
     }
   }
 
-  add(bytes: Uint8Array, start: number, value: number): void {
-    assert(value >= 0 && this.find(bytes, start) < 0, 'a key is added once');
+  /** The value of the 16-byte key at bytes [start, start + 16), or -1. */
+  findBytes(bytes: Uint8Array, start: number): number {
+    return this.find(word(bytes, start), word(bytes, start + 4), word(bytes, start + 8), word(bytes, start + 12));
+  }
+
+  add(w0: number, w1: number, w2: number, w3: number, value: number): void {
+    assert(value >= 0 && this.find(w0, w1, w2, w3) < 0, 'a key is added once');
     if ((this.count + 1) * 2 > this.entries.length / 5) this.rehash();
     this.count++;
-    this.place(word(bytes, start), word(bytes, start + 4), word(bytes, start + 8), word(bytes, start + 12), value + 1);
+    this.place(w0 | 0, w1 | 0, w2 | 0, w3 | 0, value + 1);
+  }
+
+  addBytes(bytes: Uint8Array, start: number, value: number): void {
+    this.add(word(bytes, start), word(bytes, start + 4), word(bytes, start + 8), word(bytes, start + 12), value);
   }
 
   private place(w0: number, w1: number, w2: number, w3: number, valuePlusOne: number): void {
     const entries = this.entries;
     const mask = entries.length / 5 - 1;
-    let slot = w0 & mask;
+    let slot = mixWords(w0, w1, w2, w3) & mask;
     while (entries[slot * 5 + 4] !== 0) slot = (slot + 1) & mask;
-    entries.set([w0, w1, w2, w3, valuePlusOne], slot * 5);
+    const at = slot * 5;
+    entries[at] = w0;
+    entries[at + 1] = w1;
+    entries[at + 2] = w2;
+    entries[at + 3] = w3;
+    entries[at + 4] = valuePlusOne;
   }
 
   private rehash(): void {
@@ -167,6 +180,12 @@ export class Key16Table {
       if (old[at + 4] !== 0) this.place(old[at]!, old[at + 1]!, old[at + 2]!, old[at + 3]!, old[at + 4]!);
     }
   }
+}
+
+function mixWords(w0: number, w1: number, w2: number, w3: number): number {
+  const hash = Math.imul(w0 ^ Math.imul(w1, 0x9e3779b1) ^ Math.imul(w2, 0x85ebca6b) ^ Math.imul(w3, 0xc2b2ae35),
+    0x27d4eb2f);
+  return hash ^ (hash >>> 15);
 }
 
 function word(bytes: Uint8Array, at: number): number {

@@ -26,7 +26,7 @@ import { radixBuild } from '../../core/radix.js';
 import { pairShape, taskIdShape } from '../../core/store.js';
 import { text } from '../../core/text.js';
 import { grownU32, TaskJobs } from './restore-jobs.js';
-import { BytesTable, hashBytes, Key16Table, PositionCache } from './restore-lookup.js';
+import { BytesTable, hashBytes, WordKeyTable, PositionCache } from './restore-lookup.js';
 import type { ConfigInfo, Tables } from './tables.js';
 
 // vtable offsets of the fields read (schema.fbs field index i: 4 + 2 i).
@@ -110,7 +110,7 @@ export class TaskLoader {
   private finished = false;
   private readonly configs: ConfigInfo[] = [];                    // by config index
   private configWords = new Uint32Array(64 * configWords);
-  private readonly configsByHash = new Key16Table();              // config hash -> config index
+  private readonly configsByHash = new WordKeyTable();              // config hash -> config index
   private readonly stringIds = new BytesTable();                  // UTF-8 bytes -> interned id (0: empty)
   private readonly stringsAt = new PositionCache();               // a chunk's shared string -> interned id
   private stringRefs = new Uint32Array(1024);                     // by string id: references to add in finish()
@@ -143,7 +143,7 @@ export class TaskLoader {
     this.configWords[at + configNameWord] = info.nameId;
     this.configWords[at + configRefsWord] = 0;
     this.jobs.addConfig(index, info);
-    this.configsByHash.add(hash, 0, index);
+    this.configsByHash.addBytes(hash, 0, index);
   }
 
   /** Starts a chunk: its bytes, and the snapshot's revision (the bound of every record's revisions). */
@@ -244,7 +244,7 @@ export class TaskLoader {
   private config(bytes: Uint8Array, assigned: number): number {
     const hash = referenceField(bytes, assigned, assignedConfigHashField);
     if (hash === 0 || i32(bytes, hash) !== 16) throw this.error('a record without a 16-byte config hash');
-    const index = this.configsByHash.find(bytes, hash + 4);
+    const index = this.configsByHash.findBytes(bytes, hash + 4);
     if (index < 0) {
       const hex = Buffer.from(bytes.buffer, bytes.byteOffset + hash + 4, 16).toString('hex');
       throw this.error(`a record names config ${hex}, which the snapshot does not hold`);

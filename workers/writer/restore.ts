@@ -17,7 +17,7 @@
  * - Any damage throws FormatError naming the file and the offset of the frame; after an error the writer holds
  *   part of the snapshot and must be thrown away.
  */
-import { createHash } from 'node:crypto';
+import { hash as digestOf } from 'node:crypto';
 import * as flatbuffers from 'flatbuffers';
 import { ArenaFullError } from '../../core/arena.js';
 import { assert, AssertionError } from '../../core/assert.js';
@@ -125,16 +125,18 @@ class Restorer {
       const bytes = stored.bytesArray();
       if (hash === null || hash.length !== 16 || bytes === null) throw this.error(`config ${i} has no hash or bytes`);
       const hex = Buffer.from(hash).toString('hex');
-      const digest = createHash('sha256').update(bytes).digest();
+      const digest = digestOf('sha256', bytes, 'buffer'); // one call: no Hash object per config
       if (Buffer.compare(digest.subarray(0, 16), hash) !== 0) throw this.error(`config ${hex} does not match its hash`);
       if (this.configRefs.has(hex)) throw this.error(`config ${hex} is twice in the snapshot`);
       const refs = chunk.configRefs(i)!;
       if (refs < 1) throw this.error(`config ${hex} has no reference`);
-      const canonical: CanonicalConfig = { bytes: bytes.slice(), hash: hash.slice(), hashHex: hex };
-      const info = this.tables.configRef(hex, canonical, configFactsOf(canonical.bytes));
+      // Views of the chunk: configRef copies the bytes into the arena and keeps neither array.
+      const canonical: CanonicalConfig = { bytes, hash, hashHex: hex };
+      const facts = configFactsOf(chunk.bb!, bytes.byteOffset - chunk.bb!.bytes().byteOffset);
+      const info = this.tables.configRef(hex, canonical, facts);
       this.configRefs.set(hex, refs);
       this.sources.set(hex, { hex, canonical: null, facts: null });
-      this.taskLoader.addConfig(canonical.hash, info);
+      this.taskLoader.addConfig(hash, info);
     }
   }
 
@@ -272,8 +274,12 @@ class Restorer {
  * of 1M tasks holds ~20k configs, and unpacking each whole (executor data and all) was most of their load time.
  * The round-trip test compares the aggregates (quota consumption, job summaries) this feeds.
  */
-function configFactsOf(bytes: Uint8Array): ConfigFacts {
-  const config = TaskConfig.getRootAsTaskConfig(new flatbuffers.ByteBuffer(bytes));
+function configFactsOf(bb: flatbuffers.ByteBuffer, position: number): ConfigFacts {
+  // The chunk's own ByteBuffer at the nested buffer's start: a new ByteBuffer per config makes a TextDecoder each.
+  const before = bb.position();
+  bb.setPosition(position);
+  const config = TaskConfig.getRootAsTaskConfig(bb);
+  bb.setPosition(before);
   const job = config.job();
   if (job === null) throw new Error('a config without a job key');
   const totals = new Float64Array(4);

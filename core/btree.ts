@@ -583,6 +583,7 @@ function compareEntries(view: ArenaView, shape: TreeShape, entries: Uint32Array,
     if (x !== y) return x < y ? -1 : 1;
   }
   if (shape.mode !== compareTaskId) return 0;
-  // Task ids are at most textBytesMax (256) bytes: within what compareBlobs compares.
-  return view.compareBlobs(entries[a * stride + 2]!, entries[b * stride + 2]!);
+  // Task ids are at most textBytesMax (256) bytes: within what compareBlobs compares. The first 8 bytes (words 0
+  // and 1, zero-padded) are equal here.
+  return view.compareBlobs(entries[a * stride + 2]!, entries[b * stride + 2]!, 8);
 }

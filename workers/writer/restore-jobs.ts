@@ -3,8 +3,8 @@
  * the bulk load of tasks (restore-tasks.ts). Owner: the writer thread, at startup.
  *
  * Invariants:
- * - A task adds one count to its (config, status) pair and nothing else; everything per job, role/env and role is
- *   derived from those counts once, when the tasks end.
+ * - Everything per job, role/env and role is derived once the tasks end, from each task's config and status
+ *   (counted per (config, status) pair in one pass over the rows).
  * - The blocks equal what tables.ts aggTask (sign 1) leaves after every task, in file order: the same status and
  *   task counts, jobs with tasks, and active totals. Totals are sums of f64 values; they are computed as
  *   (active tasks of a config) x (its value), summed over configs, only when that is exactly the sum aggTask
@@ -89,8 +89,6 @@ export class TaskJobs {
   private readonly roles = new Slots(1);
   private jobEnv = new Uint32Array(64);
   private jobRole = new Uint32Array(64);
-  /** Tasks by (config index, status): the one thing a task adds here. */
-  statusCounts = new Uint32Array(64 * statusCount);
 
   /** Config `index` (the caller's numbering: 0, 1, 2, ...) and its job. */
   addConfig(index: number, info: ConfigInfo): void {
@@ -103,7 +101,6 @@ export class TaskJobs {
     this.jobRole = grownU32(this.jobRole, this.jobs.count);
     this.jobEnv[job] = this.envs.slot(info.roleId, info.envId, 0);
     this.jobRole[job] = this.roles.slot(info.roleId, 0, 0);
-    this.statusCounts = grownU32(this.statusCounts, this.configs.length * statusCount);
   }
 
   /** The job index entries (role, env, name, row): jobs in key order, rows increasing within a job. */
@@ -137,6 +134,8 @@ export class TaskJobs {
     const job = blocks(this.jobs.count);
     const env = blocks(this.envs.count);
     const role = blocks(this.roles.count);
+    const statusCounts = new Uint32Array(this.configs.length * statusCount); // tasks by (config, status)
+    for (let row = 0; row < rows; row++) statusCounts[configOfRow[row]! * statusCount + statusOfRow[row]!]!++;
     let exact = true;
     for (let config = 0; config < this.configs.length; config++) {
       const slot = this.configJob[config]!;
@@ -144,7 +143,7 @@ export class TaskJobs {
       const roleSlot = this.jobRole[slot]!;
       let active = 0;
       for (let status = 0; status < statusCount; status++) {
-        const tasks = this.statusCounts[config * statusCount + status]!;
+        const tasks = statusCounts[config * statusCount + status]!;
         job.statusCounts[slot * statusCount + status]! += tasks;
         env.statusCounts[envSlot * statusCount + status]! += tasks;
         role.statusCounts[roleSlot * statusCount + status]! += tasks;

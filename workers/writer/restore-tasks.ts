@@ -123,7 +123,6 @@ export class TaskLoader {
   private configOfRow = new Uint32Array(1024);                  // the config index
   private statusOfRow = new Uint32Array(1024);
   private hostOfRow = new Uint32Array(1024);
-  private previousId = 0;                                      // the string blob of the previous task's id
   private readonly jobs = new TaskJobs();
 
   constructor(tables: Tables, error: (message: string) => FormatError) {
@@ -181,7 +180,9 @@ export class TaskLoader {
     const row = this.count;
     this.grow(row + 1);
     const idBlob = this.copyString(bytes, id + 4, idLength);
-    this.checkOrder(idBlob);
+    const prefix0 = prefixWordAt(bytes, id + 4, idLength, 0);
+    const prefix1 = prefixWordAt(bytes, id + 4, idLength, 4);
+    this.checkOrder(row, prefix0, prefix1, idBlob);
     const hostId = this.sharedString(assigned, assignedSlaveHostField);
     const record = this.tables.allocator.alloc(layout.taskRecordBytes);
     const slaveId = this.optionalString(assigned, assignedSlaveIdField);
@@ -220,15 +221,14 @@ export class TaskLoader {
     configs[at + configRefsWord]!++;
     this.records[row] = record;
     const entries = this.idEntries;
-    entries[row * 4] = prefixWordAt(bytes, id + 4, idLength, 0);
-    entries[row * 4 + 1] = prefixWordAt(bytes, id + 4, idLength, 4);
+    entries[row * 4] = prefix0;
+    entries[row * 4 + 1] = prefix1;
     entries[row * 4 + 2] = idBlob;
     entries[row * 4 + 3] = row;
     this.configOfRow[row] = config;
     this.statusOfRow[row] = status;
     this.hostOfRow[row] = hostId;
     this.count = row + 1;
-    this.jobs.statusCounts[config * statusCount + status]!++;
   }
 
   private grow(rows: number): void {
@@ -252,15 +252,20 @@ export class TaskLoader {
     return index;
   }
 
-  /** Task ids must increase strictly: the order of the task id index, which is then built from them in order. */
-  private checkOrder(idBlob: number): void {
-    const previous = this.previousId;
-    this.previousId = idBlob;
-    if (previous === 0) return;
+  /**
+   * Task ids must increase strictly, in the order of the task id index (its key words, the first 8 bytes
+   * zero-padded, then the whole UTF-8 bytes, shorter first on a common prefix), which is then built from them.
+   */
+  private checkOrder(row: number, prefix0: number, prefix1: number, idBlob: number): void {
+    if (row === 0) return;
+    const entries = this.idEntries;
+    const previous0 = entries[(row - 1) * 4]!;
+    const previous1 = entries[(row - 1) * 4 + 1]!;
+    if (previous0 < prefix0 || (previous0 === prefix0 && previous1 < prefix1)) return;
     const view = this.tables.view;
-    // The order of the task id index (UTF-8 bytes, shorter first on a common prefix), over whole ids: they are at
-    // most textBytesMax bytes (longer ones compare equal past compareBlobs' bound, and are refused as twice).
-    const order = view.compareBlobs(previous, idBlob);
+    // Ids are at most textBytesMax bytes (longer ones compare equal past compareBlobs' bound: refused as twice).
+    const order = previous0 !== prefix0 || previous1 !== prefix1 ? 1 :
+      view.compareBlobs(entries[(row - 1) * 4 + 2]!, idBlob, 8);
     if (order < 0) return;
     const id = view.readString(idBlob);
     throw this.error(order === 0 ? `task ${id} is twice in the snapshot` : `task ${id} is out of task id order`);

@@ -50,23 +50,7 @@ export class LogGroupBuilder {
     const b = this.builder;
     const t = transaction.ops(0)!.op(new TransitionTask()) as TransitionTask;
     const key = clientId === null ? 0 : IdempotencyKey.createIdempotencyKey(b, b.createSharedString(clientId), sequence);
-    const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
-    const message = this.shared(t.message(UTF8) as Uint8Array | null);
-    const scheduler = this.shared(t.scheduler(UTF8) as Uint8Array | null);
-    const slaveId = this.shared(t.slaveId(UTF8) as Uint8Array | null);
-    const slaveHost = this.shared(t.slaveHost(UTF8) as Uint8Array | null);
-    let ports = 0;
-    const portCount = t.assignedPortsLength();
-    if (portCount > 0) {
-      const offsets: number[] = [];
-      for (let i = 0; i < portCount; i++) {
-        const port = t.assignedPorts(i, portScratch)!;
-        offsets.push(Port.createPort(b, this.shared(port.name(UTF8) as Uint8Array | null), port.port()));
-      }
-      ports = TransitionTask.createAssignedPortsVector(b, offsets);
-    }
-    const transition = TransitionTask.createTransitionTask(b, taskId, t.status(), t.hasExpectStatus(), t.expectStatus(),
-      t.enforce(), t.timestamp(), message, scheduler, slaveId, slaveHost, ports, t.failureCount(), t.timesPartitioned());
+    const transition = copyTransition(b, t, (bytes) => this.shared(bytes));
     LogEntry.startLogEntry(b);
     LogEntry.addTransition(b, transition);
     if (key !== 0) LogEntry.addIdempotency(b, key);
@@ -129,6 +113,30 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Copies a TransitionTask into `b`; the task id is always copied, other strings through `text` (which may store a
+ * repeated one once).
+ */
+function copyTransition(b: flatbuffers.Builder, t: TransitionTask, text: (bytes: Uint8Array | null) => number): number {
+  const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
+  const message = text(t.message(UTF8) as Uint8Array | null);
+  const scheduler = text(t.scheduler(UTF8) as Uint8Array | null);
+  const slaveId = text(t.slaveId(UTF8) as Uint8Array | null);
+  const slaveHost = text(t.slaveHost(UTF8) as Uint8Array | null);
+  let ports = 0;
+  const portCount = t.assignedPortsLength();
+  if (portCount > 0) {
+    const offsets: number[] = [];
+    for (let i = 0; i < portCount; i++) {
+      const port = t.assignedPorts(i, portScratch)!;
+      offsets.push(Port.createPort(b, text(port.name(UTF8) as Uint8Array | null), port.port()));
+    }
+    ports = TransitionTask.createAssignedPortsVector(b, offsets);
+  }
+  return TransitionTask.createTransitionTask(b, taskId, t.status(), t.hasExpectStatus(), t.expectStatus(),
+    t.enforce(), t.timestamp(), message, scheduler, slaveId, slaveHost, ports, t.failureCount(), t.timesPartitioned());
+}
+
 const replayBuilder = new flatbuffers.Builder(1024);
 
 /** The transaction bytes of an entry, as replay executes them (valid until the next call). */
@@ -142,23 +150,7 @@ export function entryTransaction(entry: LogEntry): Uint8Array {
   }
   const b = replayBuilder;
   b.clear();
-  const taskId = b.createString(t.taskId(UTF8) as Uint8Array | null);
-  const message = b.createString(t.message(UTF8) as Uint8Array | null);
-  const scheduler = b.createString(t.scheduler(UTF8) as Uint8Array | null);
-  const slaveId = b.createString(t.slaveId(UTF8) as Uint8Array | null);
-  const slaveHost = b.createString(t.slaveHost(UTF8) as Uint8Array | null);
-  let ports = 0;
-  const portCount = t.assignedPortsLength();
-  if (portCount > 0) {
-    const offsets: number[] = [];
-    for (let i = 0; i < portCount; i++) {
-      const port = t.assignedPorts(i, portScratch)!;
-      offsets.push(Port.createPort(b, b.createString(port.name(UTF8) as Uint8Array | null), port.port()));
-    }
-    ports = TransitionTask.createAssignedPortsVector(b, offsets);
-  }
-  const transition = TransitionTask.createTransitionTask(b, taskId, t.status(), t.hasExpectStatus(), t.expectStatus(),
-    t.enforce(), t.timestamp(), message, scheduler, slaveId, slaveHost, ports, t.failureCount(), t.timesPartitioned());
+  const transition = copyTransition(b, t, (bytes) => b.createString(bytes));
   const operation = Operation.createOperation(b, Op.TransitionTask, transition);
   const ops = Transaction.createOpsVector(b, [operation]);
   const key = entry.idempotency();

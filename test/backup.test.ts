@@ -3,11 +3,11 @@
  * directory; Aurora's staged recovery: stage, query the staged copy, unload, commit (one logged restore entry,
  * after which a reopen, a restart or a replay of the log all end in the backup's state).
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
+import { commitOk, tempDir as tempDirOf } from './support/durable.js';
+import { decodeQueryResponse } from '../core/codec.js';
 import { run } from '../cli/commands.js';
 import { recoverDataDirectory } from '../cli/offline-recovery.js';
 import { Engine } from '../daemon/engine.js';
@@ -17,17 +17,7 @@ import { f, jobConfig, make, op, task, taskQuery, transition, txn, upsert } from
 const config = jobConfig('www', 'prod', 'hello', { data: 'b'.repeat(200) });
 const quiet = { snapshot: { everyMs: 0, logBytes: 0 }, backup: { everyMs: 0 } };
 
-function tempDir(t: { teardown: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-backup-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function commitOk(engine: Engine, bytes: Uint8Array): Promise<f.TransactionResultT> {
-  const result = decodeTransactionResult(await engine.commit(bytes));
-  if (result.error !== null) throw new Error(`commit failed: ${String(result.error.message)}`);
-  return result;
-}
+const tempDir = (t: { teardown: (fn: () => void) => void }): string => tempDirOf(t, 'backup');
 
 async function tasksOf(answer: Promise<Uint8Array>): Promise<string> {
   const response = decodeQueryResponse(await answer);

@@ -4,11 +4,11 @@
  * Children run test/support/crash-child.ts; every data directory is a fresh temporary one.
  */
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
+import { commitOk, tempDir as tempDirOf } from './support/durable.js';
 import { decodeTransactionResult } from '../core/codec.js';
 import { headerBytes } from '../core/files.js';
 import { listSegments } from '../core/wal.js';
@@ -21,17 +21,7 @@ import { Prng } from '../core/prng.js';
 const child = fileURLToPath(new URL('./support/crash-child.js', import.meta.url));
 const segmentBytes = 64 * 1024;
 
-function tempDir(t: { teardown: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-log-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function commitOk(engine: Engine, bytes: Uint8Array): Promise<f.TransactionResultT> {
-  const result = decodeTransactionResult(await engine.commit(bytes));
-  if (result.error !== null) throw new Error(`commit failed: ${String(result.error.message)}`);
-  return result;
-}
+const tempDir = (t: { teardown: (fn: () => void) => void }): string => tempDirOf(t, 'log');
 
 interface ChildRun { code: number | null; signal: string | null; acked: Set<string>; lines: string[]; stderr: string }
 

@@ -3,10 +3,10 @@
  * with retention (old snapshots and the log segments before them deleted), a damaged newest snapshot set aside
  * for an older one, a crash while a snapshot is written, commits acknowledged while a snapshot is written.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { commitOk, tempDir as tempDirOf } from './support/durable.js';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
 import { listSegments } from '../core/wal.js';
 import { Engine } from '../daemon/engine.js';
@@ -15,17 +15,7 @@ import { f, jobConfig, make, task, taskQuery, transition, txn, upsert } from './
 const segmentBytes = 64 * 1024;
 const config = jobConfig('www', 'prod', 'hello', { data: 'z'.repeat(300) });
 
-function tempDir(t: { teardown: (fn: () => void) => void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'strata-recovery-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-async function commitOk(engine: Engine, bytes: Uint8Array): Promise<f.TransactionResultT> {
-  const result = decodeTransactionResult(await engine.commit(bytes));
-  if (result.error !== null) throw new Error(`commit failed: ${String(result.error.message)}`);
-  return result;
-}
+const tempDir = (t: { teardown: (fn: () => void) => void }): string => tempDirOf(t, 'recovery');
 
 /** Creates tasks first..last-1, then moves every third to ASSIGNED, each in its own transaction. */
 async function load(engine: Engine, first: number, last: number): Promise<void> {

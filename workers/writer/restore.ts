@@ -39,6 +39,8 @@ import { TaskLoader } from './restore-tasks.js';
 import type { ConfigFacts, Tables } from './tables.js';
 import type { WriterCore } from './writer.js';
 
+const UTF8 = flatbuffers.Encoding.UTF8_BYTES;
+
 export interface SnapshotLoadResult extends SnapshotInfo {
   ms: number;
 }
@@ -293,10 +295,14 @@ function configFactsOf(bb: flatbuffers.ByteBuffer, position: number): ConfigFact
     else if (type === ResourceType.NUM_GPUS) totals[3]! += Number(resource.numGpus());
   }
   let dedicated = false;
-  for (let i = 0; i < config.constraintsLength(); i++) dedicated ||= text(config.constraints(i)!.name()) === 'dedicated';
+  // Names as UTF-8 bytes, decoded by text() (a loop for ASCII): the accessors' own decoding is a TextDecoder call.
+  for (let i = 0; i < config.constraintsLength(); i++) {
+    dedicated ||= text(config.constraints(i)!.name(UTF8)) === 'dedicated';
+  }
   const bucket = config.production() ? (dedicated ? layout.bucketProdDedicated : layout.bucketProdShared) :
     (dedicated ? layout.bucketNonProdDedicated : layout.bucketNonProdShared);
-  return { role: text(job.role()), environment: text(job.environment()), name: text(job.name()), bucket, totals };
+  return { role: text(job.role(UTF8)), environment: text(job.environment(UTF8)), name: text(job.name(UTF8)), bucket,
+    totals };
 }
 
 /** Whether a chunk holds records of a kind after tasks that change the tables (idempotency entries do not). */

@@ -3,6 +3,8 @@
  * of it, loads the snapshot into a fresh WriterCore, and checks that both answer the same. Owner: the benchmark
  * process's main thread. Prints one JSON row per size on stdout (progress on stderr).
  * Usage: node dist/loadtest/bench-snapshot.js [--sizes 100000,1000000] [--directory /tmp/x]
+ *        node dist/loadtest/bench-snapshot.js --load FILE   (loads a kept snapshot in a fresh process, as recovery does:
+ *                                                          no original store in memory beside it)
  * Invariants: the load is timed alone (file to published revision); the write is timed in this thread (the daemon
  * runs it in a worker while the writer goes on).
  */
@@ -24,15 +26,33 @@ import { newWriterCore } from './bench-writer.js';
 import { transactionError } from './bench-support.js';
 import { bulkLoadTransactionBytes, workloadOptions } from './workload.js';
 
-function args(argv: string[]): { sizes: number[]; directory: string | null } {
+function args(argv: string[]): { sizes: number[]; directory: string | null; load: string | null } {
   let sizes = [100_000];
   let directory: string | null = null;
+  let load: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--sizes') sizes = argv[++i]!.split(',').map(Number);
     else if (argv[i] === '--directory') directory = argv[++i]!;
-    else throw new Error(`unknown argument ${argv[i]} (known: --sizes N,N --directory PATH)`);
+    else if (argv[i] === '--load') load = argv[++i]!;
+    else throw new Error(`unknown argument ${argv[i]} (known: --sizes N,N --directory PATH --load FILE)`);
   }
-  return { sizes, directory };
+  return { sizes, directory, load };
+}
+
+/** Loads a kept snapshot into a fresh WriterCore: wall and CPU time (all threads: GC and compilers too). */
+function loadAlone(path: string): Record<string, number | string> {
+  const { writer } = newWriterCore(false);
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const loaded = loadSnapshot(writer, path);
+  const loadMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    name: 'snapshot_load', tasks: loaded.counts.tasks, bytes: loaded.bytes, chunks: loaded.chunks,
+    loadMs: Math.round(loadMs), cpuMs: Math.round((cpu.user + cpu.system) / 1000),
+    systemMs: Math.round(cpu.system / 1000), loadTasksPerSecond: Math.round(loaded.counts.tasks / (loadMs / 1000)),
+    arenaBytesUsed: writer.stats().arenaBytesUsed,
+  };
 }
 
 /** The answers of a few whole-store queries, read under a pin of the published revision. */
@@ -91,9 +111,13 @@ function run(tasks: number, directory: string): Record<string, number | string |
 }
 
 const options = args(process.argv.slice(2));
-const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'strata-bench-snapshot-'));
-try {
-  for (const size of options.sizes) process.stdout.write(`${JSON.stringify(run(size, directory))}\n`);
-} finally {
-  if (options.directory === null) rmSync(directory, { recursive: true, force: true });
+if (options.load !== null) {
+  process.stdout.write(`${JSON.stringify(loadAlone(options.load))}\n`);
+} else {
+  const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'strata-bench-snapshot-'));
+  try {
+    for (const size of options.sizes) process.stdout.write(`${JSON.stringify(run(size, directory))}\n`);
+  } finally {
+    if (options.directory === null) rmSync(directory, { recursive: true, force: true });
+  }
 }

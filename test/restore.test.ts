@@ -157,7 +157,7 @@ function rewrite(path: string, out: string, edit: (chunks: SnapshotChunkT[]) => 
   return offsets;
 }
 
-test('tasks out of task id order, twice, with a status out of range or after a later kind: FormatError', (t) => {
+test('a string past its chunk, tasks out of task id order, twice, with a bad status or after a later kind: FormatError', (t) => {
   const store = newStore();
   const config = taskConfig(jobKey('order', 'prod', 'web'));
   const tasks = Array.from({ length: 40 }, (_, i) => scheduledTask(`order-${String(i).padStart(2, '0')}`,
@@ -192,6 +192,25 @@ test('tasks out of task id order, twice, with a status out of range or after a l
       return chunks.length - 1;
     }, /a task after records of a later kind/],
   ];
+  // A string's length word past the end of its chunk (bytes patched, the CRC chain made again from that frame on).
+  const patched = Buffer.from(readFileSync(path));
+  const id = patched.indexOf(Buffer.from('order-00'));
+  const frames: number[] = [];
+  for (let at = 128; at < patched.length; at += frameBytes(patched.readUInt32LE(at))) frames.push(at);
+  const frame = frames.filter((at) => at < id).pop()!;
+  patched.writeInt32LE(0x7fff_0000, id - 4);
+  let crc = patched.readUInt32LE(124);
+  for (const at of frames) {
+    const length = patched.readUInt32LE(at);
+    crc = writeFrameHeader(patched, at, patched[at + 4]!, patched.readUInt32LE(at + 12), patched, at + 16,
+      at + 16 + length, crc);
+  }
+  const pastEnd = join(mkdtempSync(join(tmpdir(), 'strata-restore-test-')), 'past-end.snap');
+  t.teardown(() => rmSync(pastEnd, { force: true }));
+  writeFileSync(pastEnd, patched);
+  const error = t.throws(() => loadSnapshot(newStore().writer, pastEnd), { instanceOf: FormatError });
+  t.regex(error?.message ?? '', /runs past the end of the chunk/);
+  t.is((error as FormatError | undefined)?.offset, frame, 'the offset of the chunk');
   for (const [name, edit, message] of cases) {
     const out = join(mkdtempSync(join(tmpdir(), 'strata-restore-test-')), `${name.replaceAll(' ', '-')}.snap`);
     t.teardown(() => rmSync(out, { force: true }));

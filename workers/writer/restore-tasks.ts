@@ -167,7 +167,7 @@ export class TaskLoader {
     const assigned = referenceField(bytes, table, taskAssignedField);
     if (assigned === 0) throw this.error('a task without assigned_task');
     const id = referenceField(bytes, assigned, assignedIdField);
-    const idLength = id === 0 ? 0 : i32(bytes, id);
+    const idLength = id === 0 ? 0 : this.lengthAt(bytes, id, 1);
     if (idLength === 0) throw this.error('a task without an id');
     const config = this.config(bytes, assigned);
     const modRevision = this.revision(int64Field(bytes, table, taskModRevisionField), 'a task');
@@ -189,7 +189,7 @@ export class TaskLoader {
     const ancestor = this.optionalString(table, taskAncestorField);
     const ports = this.ports(assigned);
     const events = referenceField(bytes, table, taskEventsField);
-    const eventCount = events === 0 ? 0 : i32(bytes, events);
+    const eventCount = events === 0 ? 0 : this.lengthAt(bytes, events, 4);
     let head = 0;
     for (let j = 0; j < eventCount; j++) {
       const at = events + 4 + j * 4;
@@ -240,10 +240,23 @@ export class TaskLoader {
     this.hostOfRow = grownU32(this.hostOfRow, this.records.length);
   }
 
+  /**
+   * The length word of a string or vector at `at` (elements of `elementBytes`), checked to lie in the chunk: a
+   * chunk passed its CRC, but its bytes come from a file, and no file byte reaches an assertion or an allocation
+   * unchecked.
+   */
+  private lengthAt(bytes: Uint8Array, at: number, elementBytes: number): number {
+    const length = i32(bytes, at);
+    if (!(at >= 0 && length >= 0 && at + 4 + length * elementBytes <= bytes.length)) {
+      throw this.error(`a string or vector at ${at} runs past the end of the chunk`);
+    }
+    return length;
+  }
+
   /** The index of the task's config, found by its hash. */
   private config(bytes: Uint8Array, assigned: number): number {
     const hash = referenceField(bytes, assigned, assignedConfigHashField);
-    if (hash === 0 || i32(bytes, hash) !== 16) throw this.error('a record without a 16-byte config hash');
+    if (hash === 0 || this.lengthAt(bytes, hash, 1) !== 16) throw this.error('a record without a 16-byte config hash');
     const index = this.configsByHash.findBytes(bytes, hash + 4);
     if (index < 0) {
       const hex = Buffer.from(bytes.buffer, bytes.byteOffset + hash + 4, 16).toString('hex');
@@ -284,7 +297,7 @@ export class TaskLoader {
     const bytes = this.chunkBytes!;
     const at = referenceField(bytes, table, field);
     if (at === 0) return 0;
-    const length = i32(bytes, at);
+    const length = this.lengthAt(bytes, at, 1);
     return length === 0 ? 0 : this.copyString(bytes, at + 4, length);
   }
 
@@ -303,7 +316,7 @@ export class TaskLoader {
       if (known !== 0) this.stringRefs[known]!++;
       return known;
     }
-    const length = i32(bytes, target);
+    const length = this.lengthAt(bytes, target, 1);
     const hash = hashBytes(bytes, target + 4, length);
     let id = this.stringIds.find(bytes, target + 4, length, hash);
     if (id >= 0) {
@@ -322,13 +335,13 @@ export class TaskLoader {
   private ports(assigned: number): number {
     const bytes = this.chunkBytes!;
     const vector = referenceField(bytes, assigned, assignedPortsField);
-    const count = vector === 0 ? 0 : i32(bytes, vector);
+    const count = vector === 0 ? 0 : this.lengthAt(bytes, vector, 4);
     if (count === 0) return 0;
     let size = 8;
     for (let j = 0; j < count; j++) {
       const name = referenceField(bytes, portAt(bytes, vector, j), portNameField);
       if (name === 0) throw this.error('a port without a name');
-      size += 8 + ((i32(bytes, name) + 3) & ~3);
+      size += 8 + ((this.lengthAt(bytes, name, 1) + 3) & ~3);
     }
     const blob = this.tables.allocator.alloc(size);
     const view = this.tables.view;

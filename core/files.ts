@@ -18,7 +18,8 @@
  * whose header was torn while it was created, removed; see workers/writer/log.ts).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { crc32c } from './crc32c.js';
 import { schemaHashHex } from './fbs/schema-hash.js';
 
@@ -106,4 +107,14 @@ export function sha256File(path: string): Buffer {
     closeSync(fd);
   }
   return hash.digest();
+}
+
+/** mkdir -p that makes each directory it creates durable (an fsync of its parent), as a create needs. */
+export function mkdirDurable(path: string): void {
+  const first = mkdirSync(path, { recursive: true });
+  if (first === undefined) return;
+  for (let dir = path; ; dir = dirname(dir)) {
+    fsyncDirectory(dirname(dir));
+    if (dir === first || dirname(dir) === dir) break;
+  }
 }

@@ -33,6 +33,7 @@ export const readerSlotsMax = 64;                   // reader threads (and snaps
 export const pinMsMaxDefault = 30_000;              // a reader's pin is cut off past this (DEADLINE_EXCEEDED)
 export const snapshotPinMsMax = 10 * 60_000;        // a snapshot's long pin: writing 1M tasks takes minutes
 export const writerGroupTransactionsMax = 4096;     // transactions applied before one publish (and one fsync later)
+export const groupBytesMax = 64 * 1024 * 1024;      // a group's log record ends past this (one more transaction fits)
 
 // Snapshots (docs/formats.md, "Snapshot file").
 export const snapshotChunkBytesTarget = 1024 * 1024; // a chunk is closed once its payload passes this

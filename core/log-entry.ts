@@ -9,6 +9,7 @@
  * - general: the transaction's bytes, with every config that the log already holds replaced by its hash
  *   (workers/writer/log-rewrite.ts makes that form; this module copies the bytes it is given).
  * - restore: a committed staged backup (StateRestore): replay replaces the whole state by that snapshot.
+ * - outcome: a keyed transaction that failed, as its key and encoded result (remembered, not re-executed).
  * Invariant: decoding an entry gives a transaction that, replayed on the state before it, does exactly what the
  * original did (the planner is deterministic: timestamps and ids come from the client, never the clock).
  */
@@ -85,6 +86,24 @@ export class LogGroupBuilder {
     this.count++;
   }
 
+  /** A keyed failure: its key and first outcome, remembered again by replay (nothing is re-executed). */
+  addOutcome(clientId: string, sequence: bigint, result: Uint8Array): void {
+    const b = this.builder;
+    const key = IdempotencyKey.createIdempotencyKey(b, b.createSharedString(clientId), sequence);
+    const bytes = b.createByteVector(result);
+    LogEntry.startLogEntry(b);
+    LogEntry.addIdempotency(b, key);
+    LogEntry.addResult(b, bytes);
+    LogEntry.addNoop(b, true);
+    this.entries.push(LogEntry.endLogEntry(b));
+    this.count++;
+  }
+
+  /** Bytes of the group so far (the writer ends a group past groupBytesMax). */
+  bytes(): number {
+    return this.builder.offset();
+  }
+
   /** A restore of a staged backup: the state is replaced by the snapshot in `file` (see StateRestore). */
   addRestore(file: string, sha256: Uint8Array, fromRevision: number): void {
     const b = this.builder;
@@ -146,7 +165,8 @@ export function entryTransaction(entry: LogEntry): Uint8Array {
   const t = entry.transition();
   if (t === null) {
     throw new Error(entry.restore() !== null ? 'a restore entry is not a transaction (see StateRestore)' :
-      'a log entry with neither a transaction nor a transition');
+      entry.resultLength() > 0 ? 'a remembered outcome is not a transaction' :
+        'a log entry with neither a transaction nor a transition');
   }
   const b = replayBuilder;
   b.clear();

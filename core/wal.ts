@@ -30,7 +30,7 @@ import { decodeHeader, FormatError, headerBytes, magicLog, type FileHeader } fro
 
 export const recordHeaderBytes = 12;
 export const recordGroup = 1;
-export const recordBytesMax = 1024 * 1024 * 1024; // one group: at most 4096 transactions of 64 MiB are refused earlier
+export const recordBytesMax = 1024 * 1024 * 1024; // > groupBytesMax + one transactionBytesMax: a group record always fits
 export const sectorBytes = 512;
 export const segmentBytesDefault = 64 * 1024 * 1024;
 
@@ -106,12 +106,23 @@ function allZero(bytes: Uint8Array, start: number, end: number): boolean {
   return true;
 }
 
-/** Why a bad record is a torn write rather than corruption, or null when it is corruption. */
+/** Offset after the last nonzero byte of `bytes` (0 when all are zero), read from the end. */
+function dataEnd(bytes: Uint8Array): number {
+  let end = bytes.length;
+  while (end > 0 && bytes[end - 1] === 0) end--;
+  return end;
+}
+
+/**
+ * Why a bad record at `offset` is a torn write rather than corruption, or null when it is corruption. A torn
+ * write is the last write the log made: nothing after the record holds data (preallocated zeros to the end of the
+ * file), and the record itself runs past the end of the file, or some 512-byte sector of it (clipped to the
+ * record) is still zero: a write that did not reach the disk. A flipped bit in a record that has data after it is
+ * corruption, whatever it looks like.
+ */
 function tornReason(bytes: Uint8Array, offset: number, end: number): string | null {
+  if (dataEnd(bytes) > Math.min(end, bytes.length)) return null;
   if (end > bytes.length) return 'the record runs past the end of the file';
-  if (end - offset > 64 * 1024 * 1024) return null;
-  // A write that did not reach the disk leaves the preallocated zeros: some whole sector of the record (or the
-  // part of the record in its last sector) is still zero.
   const firstSector = Math.ceil(offset / sectorBytes) * sectorBytes;
   for (let s = firstSector; s < end; s += sectorBytes) {
     if (allZero(bytes, s, Math.min(s + sectorBytes, end))) return `a sector at ${s} of the record is all zeros`;
@@ -134,10 +145,14 @@ export function scanSegment(bytes: Uint8Array, file: string, newest: boolean, on
     const length = view.getUint32(offset, true);
     const type = bytes[offset + 4]!;
     if (length === 0 && type === 0) {
-      // End of data. Nonzero bytes after it are a record whose header was lost (torn, in the newest segment).
-      const rest = Math.min(bytes.length, offset + 64 * 1024);
-      if (!allZero(bytes, offset, rest)) {
-        if (!newest) throw new FormatError(file, offset, 'zero record header followed by data (corruption)');
+      // End of data, when only zeros follow. Nonzero bytes after a zero header: a record whose first sectors were
+      // lost (torn) when they are within one record's reach and the last data of the newest segment; otherwise
+      // corruption.
+      const last = dataEnd(bytes);
+      if (last > offset) {
+        if (!newest || last - offset > recordBytesMax) {
+          throw new FormatError(file, offset, 'zero record header followed by data (corruption)');
+        }
         torn = { offset, reason: 'a zero record header followed by nonzero bytes' };
       }
       break;
@@ -194,7 +209,9 @@ export function scanLog(dir: string, onGroup: (record: LogGroupRecord) => void, 
   // recovery after a snapshot needs only the rest, and the first segment read carries its chain seed.
   let files = listSegments(dir);
   let skip = 0;
-  while (skip + 1 < files.length && files[skip + 1]!.firstRevision <= fromRevision + 1) skip++;
+  // (Strictly below: a segment whose successor starts at fromRevision + 1 may end with noop entries logged at
+  // fromRevision after the snapshot was taken.)
+  while (skip + 1 < files.length && files[skip + 1]!.firstRevision <= fromRevision) skip++;
   files = files.slice(skip);
   const result: LogScan = { segments: [], lastRevision: 0, lastCrc: 0, torn: null };
   let expectRevision = -1;
@@ -210,21 +227,22 @@ export function scanLog(dir: string, onGroup: (record: LogGroupRecord) => void, 
     }
     const scan = scanSegment(bytes, file, newest, (record) => {
       let group: LogGroup;
+      let first: number;
+      let changes = 0;
       try {
         group = LogGroup.getRootAsLogGroup(checkedBuffer(record.payload));
-        const first = Number(group.firstRevision());
+        first = Number(group.firstRevision());
         if (first !== expectRevision) {
           throw new Error(`the group starts at revision ${first}, expected ${expectRevision}`);
         }
-        let changes = 0;
         const count = group.entriesLength();
         for (let e = 0; e < count; e++) if (!group.entries(e)!.noop()) changes++;
-        expectRevision = first + changes;
-        onGroup({ ...record, group, firstRevision: first, lastRevision: first + changes - 1 });
       } catch (error) {
-        if (error instanceof FormatError) throw error;
-        throw new FormatError(file, record.offset, `revision ${expectRevision}: ${(error as Error).message}`);
+        throw new FormatError(file, record.offset, `after revision ${expectRevision - 1}: ${(error as Error).message}`);
       }
+      expectRevision = first + changes;
+      // What the caller throws (a replay that diverged, a bug, a full arena) keeps its own kind and code.
+      onGroup({ ...record, group, firstRevision: first, lastRevision: first + changes - 1 });
     });
     if (Number(scan.header.a) !== segment.seq || Number(scan.header.b) !== segment.firstRevision) {
       throw new FormatError(file, 48, `header says segment ${scan.header.a} from revision ${scan.header.b}; the name disagrees`);

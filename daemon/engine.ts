@@ -10,7 +10,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { existsSync, mkdirSync } from 'node:fs';
-import { copyFile, mkdir, open as openFile, rename } from 'node:fs/promises';
+import { copyFile, open as openFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,7 @@ import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
 import { pinClockMs, ReaderSlot } from '../workers/reader/pin.js';
-import { fsyncDirectory, sha256File } from '../core/files.js';
+import { fsyncDirectory, mkdirDurable, sha256File } from '../core/files.js';
 import { acquireLock, releaseLock } from '../core/lock.js';
 import type {
   BackupOptions, CommitMessage, DoneMessage, FatalMessage, ReadyMessage, ResultsMessage, SnapshotDoneMessage,
@@ -87,6 +87,7 @@ export class Engine {
   private queryQueue: { bytes: Uint8Array; pending: Pending }[] = [];
   private failure: Error | null = null;
   private closed = false;
+  private closing = false;   // close() began: no new commit is taken (the writer refuses late ones too)
   private readonly controlView: Int32Array;
   private readonly onFailure: ((error: Error) => void) | undefined;
   private readonly onEvent: ((event: Record<string, unknown>) => void) | undefined;
@@ -203,6 +204,7 @@ export class Engine {
   /** Commits a Transaction (FlatBuffers bytes); resolves with TransactionResult bytes. */
   commit(transaction: Uint8Array): Promise<Uint8Array> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new EngineError('the engine is closing', 'UNAVAILABLE'));
     const id = this.idNext++;
     const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     if (this.commitQueue.length === 0) queueMicrotask(() => this.flushCommits());
@@ -350,9 +352,9 @@ export class Engine {
     const staged = this.staged;
     if (staged === null) throw new EngineError('no backup is staged', 'FAILED_PRECONDITION');
     const dir = join(this.dataDir!, 'restores');
-    await mkdir(dir, { recursive: true });
+    mkdirDurable(dir);
     const sha256 = sha256File(staged.path);
-    const file = `restores/${sha256.toString('hex')}.snap`;
+    const file = `restores/${sha256.toString('hex')}.snap`; // the writer renames it to carry its revision
     const target = join(this.dataDir!, file);
     await copyFile(staged.path, `${target}.tmp`);
     const handle = await openFile(`${target}.tmp`, 'r+');
@@ -380,7 +382,8 @@ export class Engine {
 
   /** Finishes the group in flight (its commits are answered), closes the log, stops the threads, unlocks. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.closing) return;
+    this.closing = true;
     await this.unstage();
     if (this.failure === null) {
       this.flushCommits();

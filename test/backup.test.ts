@@ -184,3 +184,17 @@ test('strata backup list and backup restore (offline), with bad arguments', asyn
   t.is(reopened.stats().taskCount, 150);
   await reopened.close();
 });
+
+test('a backup newer than the store cannot be committed (records would be newer than the revision)', async (t) => {
+  const dir = tempDir(t);
+  const source = await Engine.open({ dataDir: join(dir, 'a'), readerThreads: 1, ...quiet });
+  await stateA(source);
+  const backup = await source.backup();
+  await source.close();
+  const engine = await Engine.open({ dataDir: join(dir, 'b'), readerThreads: 1, ...quiet });
+  t.teardown(() => engine.close());
+  await commitOk(engine, txn([upsert([task('x', config, 0)])]));
+  await engine.stageBackup(backup.path);
+  await t.throwsAsync(engine.commitStaged(), { message: /not older than this store/ });
+  t.is(engine.stats().revision, 1);
+});

@@ -11,7 +11,7 @@ import test from 'ava';
 import { commitOk, tempDir as tempDirOf } from './support/durable.js';
 import { decodeTransactionResult } from '../core/codec.js';
 import { headerBytes } from '../core/files.js';
-import { listSegments } from '../core/wal.js';
+import { listSegments, scanLog } from '../core/wal.js';
 import { Engine } from '../daemon/engine.js';
 import { exitIo } from '../daemon/exit-codes.js';
 import { crashProblems, crashState, crashTransaction } from './support/crash-model.js';
@@ -268,6 +268,52 @@ test('a keyed transaction that failed is remembered across a restart from the lo
   t.true(retry.duplicate, 'the retry gets the first outcome');
   t.is(retry.error?.code, failed.error!.code);
   t.is((await crashStateOf(engine))[0]![1], f.ScheduleStatus.PENDING, 'and is not applied');
+  await engine.close();
+});
+
+test('a flipped bit in a record with a zero sector but data after it is corruption, not a torn tail', async (t) => {
+  const dir = tempDir(t);
+  const options = { readerThreads: 1, segmentBytes: 1 << 20, snapshot: { everyMs: 0, logBytes: 0 } };
+  const engine = await Engine.open({ dataDir: dir, ...options });
+  const plain = jobConfig('www', 'prod', 'plain');
+  await commitOk(engine, txn([upsert([task('a', plain, 0)])]));
+  await commitOk(engine, txn([upsert([task('b', jobConfig('www', 'prod', 'zeros', { data: '\u0000'.repeat(4096) }), 0)])]));
+  for (let i = 0; i < 20; i++) await commitOk(engine, txn([upsert([task(`c-${i}`, plain, i)])]));
+  await engine.close();
+  const records: { offset: number; file: string }[] = [];
+  scanLog(join(dir, 'log'), (record) => records.push(record));
+  const bytes = readFileSync(records[1]!.file);
+  bytes[records[1]!.offset + 40] = bytes[records[1]!.offset + 40]! ^ 1;
+  writeFileSync(records[1]!.file, bytes);
+  await t.throwsAsync(Engine.open({ dataDir: dir, ...options }), { message: /corruption, not a torn write/ });
+});
+
+test('a commit that comes while the engine closes is refused, never acknowledged and lost', async (t) => {
+  const dir = tempDir(t);
+  let engine = await Engine.open({ dataDir: dir, readerThreads: 1, segmentBytes });
+  await commitOk(engine, txn([upsert([task('t-0', jobConfig('www', 'prod', 'x'), 0)])]));
+  const closing = engine.close();
+  const late = engine.commit(txn([upsert([task('late', jobConfig('www', 'prod', 'x'), 1)])]));
+  await closing;
+  const answer = await late.then((bytes) => decodeTransactionResult(bytes), (error: Error) => error);
+  engine = await Engine.open({ dataDir: dir, readerThreads: 1, segmentBytes });
+  const present = (await crashStateOf(engine)).some(([id]) => id === 'late');
+  t.is(present, answer instanceof Error ? false : answer.error === null, 'acknowledged if and only if durable');
+  await engine.close();
+});
+
+test('a keyed transaction with malformed bytes is answered INVALID_ARGUMENT and the writer lives', async (t) => {
+  const dir = tempDir(t);
+  let failure: Error | null = null;
+  const engine = await Engine.open({ dataDir: dir, readerThreads: 1, segmentBytes, onFailure: (error) => { failure = error; } });
+  const bytes = txn([transition('QQQQQQQQQQQQ', f.ScheduleStatus.KILLED)],
+    { idempotency: make(f.IdempotencyKeyT, { clientId: 'c', sequence: 1n }) });
+  const at = Buffer.from(bytes).indexOf('QQQQQQQQQQQQ');
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(at - 4, 0x7fffffff, true);
+  const result = decodeTransactionResult(await engine.commit(bytes));
+  t.is(result.error?.code, f.ErrorCode.INVALID_ARGUMENT);
+  await commitOk(engine, txn([upsert([task('after', jobConfig('www', 'prod', 'x'), 0)])]));
+  t.is(failure, null);
   await engine.close();
 });
 

@@ -11511,7 +11511,9 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 }
 
 /**
- * One committed transaction in the log. Exactly one of `transaction`, `transition` and `restore` is set.
+ * One committed transaction in the log. Exactly one of `transaction`, `transition`, `restore` and `result` is set.
+ * result: a keyed transaction that failed (noop): its idempotency key and its encoded TransactionResult, which
+ *   replay remembers again without re-executing anything.
  * transaction: the transaction as the writer re-executes it on replay; a config that was already stored when
  *   it committed is replaced by its config_hash (a config is logged once, when first stored).
  * transition: the compact form of a transaction made of exactly one TransitionTask and no preconditions
@@ -11571,8 +11573,23 @@ restore(obj?:StateRestore):StateRestore|null {
   return offset ? (obj || new StateRestore()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
 }
 
+result(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+resultLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+resultArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
 static startLogEntry(builder:flatbuffers.Builder) {
-  builder.startObject(5);
+  builder.startObject(6);
 }
 
 static addTransaction(builder:flatbuffers.Builder, transactionOffset:flatbuffers.Offset) {
@@ -11607,6 +11624,22 @@ static addRestore(builder:flatbuffers.Builder, restoreOffset:flatbuffers.Offset)
   builder.addFieldOffset(4, restoreOffset, 0);
 }
 
+static addResult(builder:flatbuffers.Builder, resultOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, resultOffset, 0);
+}
+
+static createResultVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startResultVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
 static endLogEntry(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
@@ -11619,7 +11652,8 @@ unpack(): LogEntryT {
     (this.idempotency() !== null ? this.idempotency()!.unpack() : null),
     (this.transition() !== null ? this.transition()!.unpack() : null),
     this.noop(),
-    (this.restore() !== null ? this.restore()!.unpack() : null)
+    (this.restore() !== null ? this.restore()!.unpack() : null),
+    this.bb!.createScalarList(this.result.bind(this), this.resultLength())
   );
 }
 
@@ -11630,6 +11664,7 @@ unpackTo(_o: LogEntryT): void {
   _o.transition = (this.transition() !== null ? this.transition()!.unpack() : null);
   _o.noop = this.noop();
   _o.restore = (this.restore() !== null ? this.restore()!.unpack() : null);
+  _o.result = this.bb!.createScalarList(this.result.bind(this), this.resultLength());
 }
 }
 
@@ -11639,7 +11674,8 @@ constructor(
   public idempotency: IdempotencyKeyT|null = null,
   public transition: TransitionTaskT|null = null,
   public noop: boolean = false,
-  public restore: StateRestoreT|null = null
+  public restore: StateRestoreT|null = null,
+  public result: (number)[] = []
 ){}
 
 
@@ -11648,6 +11684,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   const idempotency = (this.idempotency !== null ? this.idempotency!.pack(builder) : 0);
   const transition = (this.transition !== null ? this.transition!.pack(builder) : 0);
   const restore = (this.restore !== null ? this.restore!.pack(builder) : 0);
+  const result = LogEntry.createResultVector(builder, this.result);
 
   LogEntry.startLogEntry(builder);
   LogEntry.addTransaction(builder, transaction);
@@ -11655,6 +11692,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
   LogEntry.addTransition(builder, transition);
   LogEntry.addNoop(builder, this.noop);
   LogEntry.addRestore(builder, restore);
+  LogEntry.addResult(builder, result);
 
   return LogEntry.endLogEntry(builder);
 }

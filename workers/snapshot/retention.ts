@@ -4,7 +4,7 @@
  * the data directory (the writer thread, or the offline tool under the lock).
  * Rule: the newest `keep` snapshots stay; log segments whose entries are all at or before the oldest kept
  * snapshot's revision are deleted (never the segment being appended to: removeSegmentsBefore decides); files in
- * restores/ older than the oldest kept snapshot are deleted (every kept snapshot is past their restore entry).
+ * restores/ whose restore entry is at or before the oldest kept snapshot are deleted (no recovery needs them).
  */
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,11 +28,20 @@ export function retainSnapshots(dataDir: string, keep: number,
   const oldest = kept.at(-1);
   if (oldest === undefined) return { snapshots: [], segments: [], oldestKept: null };
   const segments = removeSegmentsBefore(oldest.revision);
-  removeOldRestores(join(dataDir, 'restores'), statSync(oldest.path).mtimeMs);
+  removeOldRestores(join(dataDir, 'restores'), oldest.revision);
   return { snapshots: removed.map((old) => old.path), segments, oldestKept: oldest.revision };
 }
 
-function removeOldRestores(dir: string, cutoffMs: number): void {
+/** restores/<revision %016x>-<sha256>.snap: the restore entry at `revision` names it. */
+export function restoreFileName(revision: number, sha256Hex: string): string {
+  return `${revision.toString(16).padStart(16, '0')}-${sha256Hex}.snap`;
+}
+
+/**
+ * Deletes the restored backups whose entry is at or before `revision` (every kept snapshot is past them), and
+ * copies that never got their entry (an interrupted commit) once they are an hour old.
+ */
+function removeOldRestores(dir: string, revision: number): void {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -41,7 +50,10 @@ function removeOldRestores(dir: string, cutoffMs: number): void {
   }
   let removed = 0;
   for (const name of names) {
-    if (statSync(join(dir, name)).mtimeMs < cutoffMs) {
+    const match = /^([0-9a-f]{16})-[0-9a-f]{64}\.snap$/.exec(name);
+    const old = match !== null ? parseInt(match[1]!, 16) <= revision :
+      Date.now() - statSync(join(dir, name)).mtimeMs > 3_600_000;
+    if (old) {
       unlinkSync(join(dir, name));
       removed++;
     }

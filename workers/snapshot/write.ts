@@ -14,7 +14,7 @@
  *   do not fit in the current chunk continues in the next one: a continuation entry's update has only its key.
  * - The file is installed atomically: written to `<name>.tmp`, fsynced, renamed, then the directory fsynced.
  */
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import * as flatbuffers from 'flatbuffers';
 import { ArenaView } from '../../core/arena.js';
@@ -55,6 +55,8 @@ export interface SnapshotWriteOptions {
   chunkBytesTarget?: number;
   /** Tests only: called after each chunk is written (a test thread commits meanwhile). */
   chunkWritten?: (index: number) => void;
+  /** Pacing: sleep this many times the work of each chunk (the daemon: 1; offline tools and tests: 0). */
+  idleRatio?: number;
   /** A backup: its file name (default snapshot-<revision>.snap) and magic (default STRATSNP; backups STRATBAK). */
   fileName?: string;
   magic?: Magic;
@@ -94,7 +96,7 @@ export function writeSnapshot(options: SnapshotWriteOptions): SnapshotWriteResul
     const store = pinnedStore(options, slot, root);
     const path = join(options.directory, options.fileName ?? snapshotFileName(options.revision));
     const file = new FrameFile(`${path}.tmp`, options.revision, options.createdMs ?? Date.now(),
-      options.magic ?? magicSnapshot);
+      options.magic ?? magicSnapshot, options.idleRatio ?? 0);
     try {
       const encoder = new ChunkEncoder(store, file, slot, options.chunkBytesTarget ?? limits.snapshotChunkBytesTarget,
         options.chunkWritten ?? null);
@@ -174,10 +176,15 @@ class FrameFile {
   index = 0;
   private crc: number;
   private buffer = new Uint8Array(limits.snapshotChunkBytesTarget + 64 * 1024);
+  private readonly idleRatio: number;
+  private busySince = performance.now();
+  private unsynced = 0;
+  private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-  constructor(path: string, revision: number, createdMs: number, magic: Magic) {
+  constructor(path: string, revision: number, createdMs: number, magic: Magic, idleRatio = 0) {
     this.path = path;
     this.createdMs = createdMs;
+    this.idleRatio = idleRatio;
     this.fd = openSync(path, 'w', 0o644);
     const header = encodeHeader(magic, BigInt(revision), BigInt(createdMs));
     this.crc = header.readUInt32LE(124);
@@ -194,6 +201,25 @@ class FrameFile {
     out.fill(0, frameHeaderBytes + payload.length, total);
     this.write(out.subarray(0, total));
     this.index++;
+    this.pace(total);
+  }
+
+  /**
+   * Keeps a snapshot from crowding out the writer on a small machine: every 32 MiB the file is synced (writeback in
+   * steps, not one burst that a log fdatasync would queue behind), and after each chunk the worker sleeps
+   * idleRatio times the time it just worked (1: half a core at most).
+   */
+  private pace(bytes: number): void {
+    this.unsynced += bytes;
+    if (this.unsynced >= 32 * 1024 * 1024) {
+      fdatasyncSync(this.fd);
+      this.unsynced = 0;
+    }
+    if (this.idleRatio <= 0) return;
+    const now = performance.now();
+    const sleepMs = Math.min(1000, (now - this.busySince) * this.idleRatio);
+    Atomics.wait(this.sleeper, 0, 0, sleepMs);
+    this.busySince = performance.now();
   }
 
   private write(bytes: Uint8Array): void {

@@ -15,14 +15,15 @@
  * a group bigger than a segment makes the segment grow (it is never split).
  */
 import {
-  closeSync, fdatasyncSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync,
+  closeSync, fdatasyncSync, fstatSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeFileSync,
   writeSync,
 } from 'node:fs';
 import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crashNow, failpoint } from '../../core/failpoints.js';
-import { encodeHeader, fsyncDirectory, headerBytes, magicLog } from '../../core/files.js';
-import { frameRecord, recordBytes, recordGroup, segmentBytesDefault, segmentName, listSegments } from '../../core/wal.js';
+import { encodeHeader, fsyncDirectory, headerBytes, magicLog, mkdirDurable } from '../../core/files.js';
+import { assert } from '../../core/assert.js';
+import { frameRecord, recordBytes, recordBytesMax, recordGroup, segmentBytesDefault, segmentName, listSegments } from '../../core/wal.js';
 
 export interface LogOptions {
   dir: string;                   // <dataDir>/log
@@ -67,7 +68,7 @@ export class WriteAheadLog {
     this.segmentBytes = options.segmentBytes ?? segmentBytesDefault;
     this.term = options.term ?? 0;
     this.onSync = options.onSync;
-    mkdirSync(this.dir, { recursive: true });
+    mkdirDurable(this.dir);
   }
 
   /** Positions the log after recovery's scan (repairing a torn tail), or starts it after `revision`. */
@@ -102,6 +103,8 @@ export class WriteAheadLog {
 
   /** Appends one group's payload (revisions up to `lastRevision`) durably. Throws on any I/O error. */
   append(payload: Uint8Array, lastRevision: number): void {
+    // A record recovery would refuse must never be acknowledged (the writer ends groups at groupBytesMax).
+    assert(payload.length <= recordBytesMax, 'a log record over recordBytesMax');
     const bytes = recordBytes(payload.length);
     if (this.position + bytes > this.capacity && this.position > headerBytes) this.cut(this.lastRevision + 1, this.lastCrc, this.seq + 1);
     if (this.buffer.length < bytes) this.buffer = Buffer.alloc(Math.max(bytes, this.buffer.length * 2));
@@ -201,7 +204,9 @@ export class WriteAheadLog {
     const removable: string[] = [];
     for (let i = 0; i + 1 < segments.length; i++) {
       if (segments[i]!.seq === this.seq) break;
-      if (segments[i + 1]!.firstRevision <= revision + 1) removable.push(segments[i]!.name);
+      // Wholly before: the next segment starts at or before `revision` (one starting at revision + 1 may follow
+      // noop entries logged at `revision` after the snapshot).
+      if (segments[i + 1]!.firstRevision <= revision) removable.push(segments[i]!.name);
     }
     const removed = removable.slice(0, Math.max(0, removable.length - keep));
     for (const name of removed) unlinkSync(join(this.dir, name));

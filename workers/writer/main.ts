@@ -11,11 +11,11 @@ import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_
 import { join } from 'node:path';
 import { failpoint } from '../../core/failpoints.js';
 import { LogGroupBuilder } from '../../core/log-entry.js';
-import { mkdirSync, renameSync } from 'node:fs';
+import { renameSync } from 'node:fs';
 import { ErrorCode, type StateRestore } from '../../core/fbs/strata.js';
-import { FormatError, magicBackup } from '../../core/files.js';
+import { FormatError, fsyncDirectory, magicBackup, mkdirDurable } from '../../core/files.js';
 import { backupName, pruneBackups } from '../snapshot/backups.js';
-import { writerGroupTransactionsMax } from '../../core/limits.js';
+import { groupBytesMax, writerGroupTransactionsMax } from '../../core/limits.js';
 import { listSnapshots } from '../snapshot/read.js';
 import { spawnSnapshot } from '../snapshot/spawn.js';
 import type { SnapshotWriteResult } from '../snapshot/write.js';
@@ -23,7 +23,7 @@ import { loadSnapshot } from './restore.js';
 import { pinClockMs } from '../reader/pin.js';
 import { WriteAheadLog } from './log.js';
 import { recover, restoredWriter, type Recovery } from './recover.js';
-import { retainSnapshots } from '../snapshot/retention.js';
+import { restoreFileName, retainSnapshots } from '../snapshot/retention.js';
 import { errorResult, WriterCore } from './writer.js';
 
 export interface WriterData {
@@ -120,6 +120,11 @@ let commitMsTotal = 0;   // planning + applying + log encoding, summed over grou
 let appendMsTotal = 0;   // log write + fdatasync
 let groupTransactions = 0;
 
+/** An I/O error in a promise callback (retention, pruning): fail-stop as in the commit path, off this stack. */
+function fatalLater(error: unknown): void {
+  setImmediate(() => fatal(error));
+}
+
 function fatal(error: unknown): never {
   const e = error as NodeJS.ErrnoException;
   port.postMessage({ kind: 'fatal', code: e?.code ?? (e?.name === 'FormatError' ? 'FORMAT' : 'INTERNAL'),
@@ -141,29 +146,41 @@ function prefixed(values: Record<string, number>): Record<string, number> {
 /** Set once a restore entry is durable: the state is to be replaced, so the engine reopens; nothing else commits. */
 let restored = false;
 
+/** Drains the port into groups until it is empty; a group ends at writerGroupTransactionsMax or groupBytesMax. */
 function group(first: CommitMessage): void {
-  if (restored) {
-    const refused = errorResult(writer.revision, ErrorCode.UNAVAILABLE,
-      'the state was replaced by a restored backup; the engine is reopening: retry');
+  let next: CommitMessage | null = first;
+  while (next !== null) next = oneGroup(next);
+  snapshotDue();
+}
+
+/** One group: commit, append + fdatasync, publish, answer. Returns the commits it left for the next group. */
+function oneGroup(first: CommitMessage): CommitMessage | null {
+  if (restored || closing) {
+    const refused = errorResult(writer.revision, ErrorCode.UNAVAILABLE, restored ?
+      'the state was replaced by a restored backup; the engine is reopening: retry' : 'the engine is closing');
     port.postMessage({ kind: 'results', ids: first.ids, results: first.ids.map(() => refused) } satisfies ResultsMessage);
-    return;
+    return null;
   }
   const ids: number[] = [];
   const results: Uint8Array[] = [];
   const t0 = performance.now();
   if (log !== null) groupLog.begin(writer.revision + 1, 0);
   let message: WriterRequest | undefined = first;
+  let left: CommitMessage | null = null;
   const after: WriterRequest[] = [];
-  while (message !== undefined) {
+  drain: while (message !== undefined) {
     if (message.kind === 'commit') {
       for (let i = 0; i < message.transactions.length; i++) {
+        if (ids.length >= writerGroupTransactionsMax || (log !== null && groupLog.bytes() >= groupBytesMax)) {
+          left = { kind: 'commit', ids: message.ids.slice(i), transactions: message.transactions.slice(i) };
+          break drain;
+        }
         ids.push(message.ids[i]!);
         results.push(writer.commit(message.transactions[i]!));
       }
     } else {
       after.push(message); // answered after the group is durable (close waits for it)
     }
-    if (ids.length >= writerGroupTransactionsMax) break;
     message = receiveMessageOnPort(port)?.message as WriterRequest | undefined;
   }
   const t1 = performance.now();
@@ -181,7 +198,7 @@ function group(first: CommitMessage): void {
   writer.publish();
   port.postMessage({ kind: 'results', ids, results } satisfies ResultsMessage);
   for (const request of after) other(request);
-  snapshotDue();
+  return left;
 }
 
 function other(message: WriterRequest): void {
@@ -197,9 +214,7 @@ function other(message: WriterRequest): void {
     port.postMessage(restore(message));
   } else if (message.kind === 'close') {
     closing = true;
-    if (snapshotRunning !== null) {
-      snapshotRunning.finally(() => close(message.id)).catch(() => undefined);
-    } else close(message.id);
+    Promise.allSettled([snapshotRunning, backupRunning]).then(() => close(message.id), () => close(message.id));
   }
 }
 
@@ -226,8 +241,21 @@ function restore(message: RestoreMessage): DoneMessage {
     return { kind: 'done', id: message.id, revision: writer.revision, error: log === null ? 'no data directory' : 'already restored' };
   }
   const revision = writer.revision + 1;
+  if (message.fromRevision >= revision) {
+    // Its records carry revisions up to fromRevision: the store's revision must stay above every record's.
+    return { kind: 'done', id: message.id, revision: writer.revision, error: `the backup is at revision ` +
+      `${message.fromRevision}, not older than this store (${writer.revision}): it cannot be restored here` };
+  }
+  // The file is renamed to carry the entry's revision, so that retention knows when no snapshot needs it.
+  const file = `restores/${restoreFileName(revision, Buffer.from(message.sha256).toString('hex'))}`;
+  try {
+    renameSync(join(data.dataDir!, message.file), join(data.dataDir!, file));
+    fsyncDirectory(join(data.dataDir!, 'restores'));
+  } catch (error) {
+    return { kind: 'done', id: message.id, revision: writer.revision, error: String((error as Error)?.message ?? error) };
+  }
   groupLog.begin(revision, 0);
-  groupLog.addRestore(message.file, message.sha256, message.fromRevision);
+  groupLog.addRestore(file, message.sha256, message.fromRevision);
   try {
     log.append(groupLog.finish(), revision);
   } catch (error) {
@@ -246,6 +274,7 @@ function replaceState(entry: StateRestore, revision: number): WriterCore {
 function close(id: number): void {
   clearInterval(snapshotTimer);
   clearInterval(backupTimer);
+  writer.log = null;
   log?.close();
   log = null;
   port.postMessage({ kind: 'closed', id });
@@ -270,13 +299,14 @@ function snapshotDue(): void {
 
 /** Pins the published revision and writes it in a worker; the writer goes on committing meanwhile. */
 function startSnapshot(reason: string): void {
-  if (data.dataDir === null || closing) {
-    answerSnapshot(null, data.dataDir === null ? 'no data directory: nothing to snapshot' : 'closing');
+  if (data.dataDir === null || closing || restored) {
+    answerSnapshot(null, data.dataDir === null ? 'no data directory: nothing to snapshot' :
+      restored ? 'the state was replaced by a restore; the engine is reopening' : 'closing');
     return;
   }
   if (snapshotRunning !== null) return; // the waiters get the running one's outcome
   const dir = join(data.dataDir, 'snapshots');
-  mkdirSync(dir, { recursive: true });
+  mkdirDurable(dir);
   snapshotLogBytesAt = log?.bytesWritten ?? 0;
   const revision = writer.revision;
   let promise: Promise<SnapshotWriteResult>;
@@ -293,7 +323,11 @@ function startSnapshot(reason: string): void {
     snapshotStats.snapshotLastRevision = result.revision;
     snapshotStats.snapshotLastMs = result.ms;
     snapshotStats.snapshotLastBytes = result.bytes;
-    retain();
+    try {
+      retain();
+    } catch (error) {
+      fatalLater(error);
+    }
     port.postMessage({ kind: 'event', event: { msg: 'snapshot written', reason, ...result } });
     answerSnapshot(result, null);
   }, (error: unknown) => {
@@ -316,7 +350,7 @@ function answerSnapshot(result: SnapshotWriteResult | null, error: string | null
 // Backups: periodic (default hourly, keep 48) and on request; the snapshot worker writes them.
 
 const backupOptions: BackupOptions = { ...backupDefaults, ...data.backup };
-let backupRunning = false;
+let backupRunning: Promise<unknown> | null = null;
 let backupTimer: ReturnType<typeof setInterval> | undefined;
 const backupStats = { backupsTaken: 0, backupsFailed: 0, backupLastRevision: 0, backupLastMs: 0 };
 
@@ -325,24 +359,27 @@ function startBackup(reason: string, id: number | null): void {
     if (id !== null) port.postMessage({ kind: 'snapshot', id, result, error } satisfies SnapshotDoneMessage);
   };
   if (data.dataDir === null || closing) return answer(null, data.dataDir === null ? 'no data directory' : 'closing');
-  if (backupRunning) return answer(null, 'a backup is being written; try again when it is done');
+  if (backupRunning !== null) return answer(null, 'a backup is being written; try again when it is done');
   const dir = backupOptions.dir ?? join(data.dataDir, 'backups');
-  mkdirSync(dir, { recursive: true });
-  backupRunning = true;
+  mkdirDurable(dir);
   let promise: Promise<SnapshotWriteResult>;
   try {
     promise = spawnSnapshot({ arena: data.arena, control: data.control, directory: dir, revision: writer.revision,
       term: 0, idempotency: writer.idempotencyEntries(), fileName: backupName(dir), magic: magicBackup });
   } catch (error) {
-    backupRunning = false;
     backupStats.backupsFailed++;
     return answer(null, String((error as Error)?.message ?? error));
   }
-  promise.then((result) => {
+  backupRunning = promise.then((result) => {
     backupStats.backupsTaken++;
     backupStats.backupLastRevision = result.revision;
     backupStats.backupLastMs = result.ms;
-    const pruned = pruneBackups(dir, Math.max(1, backupOptions.keep));
+    let pruned: string[] = [];
+    try {
+      pruned = pruneBackups(dir, Math.max(1, backupOptions.keep));
+    } catch (error) {
+      fatalLater(error);
+    }
     port.postMessage({ kind: 'event', event: { msg: 'backup written', reason, ...result, pruned } });
     answer(result, null);
   }, (error: unknown) => {
@@ -351,7 +388,7 @@ function startBackup(reason: string, id: number | null): void {
     port.postMessage({ kind: 'event', event: { msg: 'backup failed', reason, error: message } });
     answer(null, message);
   }).finally(() => {
-    backupRunning = false;
+    backupRunning = null;
   });
 }
 

@@ -80,6 +80,17 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
         throw new FormatError(record.file, record.offset, `revision ${revision}: the log does not continue the ` +
           `state at revision ${writer.revision} (a gap after the snapshot at ${base}?); see strata log verify`);
       }
+      const remembered = entry.resultArray();
+      if (remembered !== null && remembered.length > 0) {
+        // A keyed failure: its outcome is remembered again, nothing is executed.
+        const key = entry.idempotency();
+        if (key === null || !noop) {
+          throw new FormatError(record.file, record.offset, `revision ${revision}: a remembered outcome without a key`);
+        }
+        writer.restoreIdempotency(key.clientId() ?? '', key.sequence(), remembered.slice());
+        replayed++;
+        continue;
+      }
       const restore = entry.restore();
       if (restore !== null) {
         // A committed staged backup: the whole state is replaced by its snapshot, at this revision.
@@ -97,9 +108,8 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
       const result = TransactionResult.getRootAsTransactionResult(new flatbuffers.ByteBuffer(
         writer.commit(entryTransaction(entry))));
       const error = result.error();
-      // A noop entry may be a keyed failure, logged so that its outcome is remembered: its error is expected.
-      const diverged = noop ? writer.revision !== revision :
-        error !== null || Number(result.revision()) !== revision && !result.duplicate();
+      const diverged = error !== null || (noop ? writer.revision !== revision :
+        Number(result.revision()) !== revision && !result.duplicate());
       if (diverged) {
         throw new FormatError(record.file, record.offset, `revision ${revision}: replay diverged (${error !== null ?
           `error ${error.code()}: ${error.message()}` : `got revision ${result.revision()}`}); the log or this build is ` +
@@ -154,7 +164,11 @@ export function restoredWriter(dataDir: string, entry: StateRestore, revision: n
     throw new FormatError(path, 0, `revision ${revision} restores this file, whose SHA-256 is ${actual}, not ${expected}`);
   }
   const writer = fresh();
-  loadSnapshot(writer, path);
+  const loaded = loadSnapshot(writer, path);
+  if (loaded.revision >= revision) {
+    throw new FormatError(path, 0, `revision ${revision} restores a snapshot at revision ${loaded.revision}: ` +
+      'records would be newer than the store');
+  }
   writer.revision = revision;
   writer.tables.revisionBuilding = revision + 1;
   writer.publish();

@@ -101,17 +101,16 @@ export class WriterCore {
     }
     this.tables.configsNew.length = 0;
     const outcome = this.commitTransaction(transaction, clientId, sequence);
+    const result = encodeOutcome(outcome);
     const log = this.log;
     if (log !== null) {
       if (outcome.code === ErrorCode.OK && (outcome.changed || clientId !== null)) {
-        this.logEntry(log, transaction, bytes, clientId, sequence, outcome);
+        this.logEntry(log, bytes, clientId, sequence, outcome);
       } else if (clientId !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) {
-        // A keyed failure is remembered (docs/semantics.md): logged as a noop, replay gives the same error.
-        if (LogGroupBuilder.compactable(transaction)) log.addCompact(transaction, clientId, sequence, true);
-        else log.addGeneral(bytes, true);
+        // A keyed failure is remembered (docs/semantics.md): logged as its key and result, never re-executed.
+        log.addOutcome(clientId, sequence, result);
       }
     }
-    const result = encodeOutcome(outcome);
     if (key !== null && outcome.code !== ErrorCode.RESOURCE_EXHAUSTED) this.remember(key, result);
     return result;
   }
@@ -147,20 +146,29 @@ export class WriterCore {
    * The transaction's log entry, in the group being built: compact for a lone transition, else its bytes, with
    * configs named by hash unless this transaction stored them first (log-rewrite.ts).
    */
-  private logEntry(log: LogGroupBuilder, transaction: Transaction, bytes: Uint8Array, clientId: string | null,
-    sequence: bigint, outcome: Outcome): void {
+  private logEntry(log: LogGroupBuilder, bytes: Uint8Array, clientId: string | null, sequence: bigint,
+    outcome: Outcome): void {
     const noop = !outcome.changed;
-    if (LogGroupBuilder.compactable(transaction)) {
-      log.addCompact(transaction, clientId, sequence, noop);
-      return;
+    // The planner read and checked every field it uses, within a read budget; the log form reads the bytes again,
+    // maybe more of them (unpack), so through a buffer without that budget: the transaction is applied already,
+    // and nothing here may fail because of the client's bytes. If a form still cannot be made, the bytes as given
+    // are logged: replay plans them exactly as the commit did.
+    const transaction = Transaction.getRootAsTransaction(new flatbuffers.ByteBuffer(bytes));
+    try {
+      if (LogGroupBuilder.compactable(transaction)) {
+        log.addCompact(transaction, clientId, sequence, noop);
+        return;
+      }
+      const created = this.tables.configsNew;
+      if (outcome.inlineConfigs !== 0 || created.length !== transaction.configsLength()) {
+        const isNew = new Set(created);
+        log.addGeneral(rewriteConfigs(transaction, (hex) => isNew.has(hex)), noop);
+        return;
+      }
+    } catch (error) {
+      if (error instanceof AssertionError) throw error;
     }
-    const created = this.tables.configsNew;
-    if (outcome.inlineConfigs === 0 && created.length === transaction.configsLength()) {
-      log.addGeneral(bytes, noop);
-      return;
-    }
-    const isNew = new Set(created);
-    log.addGeneral(rewriteConfigs(transaction, (hex) => isNew.has(hex)), noop);
+    log.addGeneral(bytes, noop);
   }
 
   /** A client's mistake (or malformed bytes) as an outcome; a bug or a full arena is rethrown. */

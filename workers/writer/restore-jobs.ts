@@ -131,6 +131,36 @@ export class TaskJobs {
    * loaded yet). A job only cron jobs or updates use has no block yet, as aggTask leaves it.
    */
   writeAggregates(tables: Tables, configOfRow: Uint32Array, statusOfRow: Uint32Array, rows: number): void {
+    const { job, env, role } = this.sums(configOfRow, statusOfRow, rows);
+    const context = tables.context;
+    const roots = tables.roots;
+    const jobEntries: number[] = [];
+    for (const slot of this.jobs.sorted()) {
+      if (!hasTasks(job, slot)) continue;
+      env.jobs[this.jobEnv[slot]!]!++;
+      role.jobs[this.jobRole[slot]!]!++;
+      const keys = this.jobs.keys;
+      jobEntries.push(keys[slot * 3]!, keys[slot * 3 + 1]!, keys[slot * 3 + 2]!, writeBlock(tables, job, slot, 0, 1));
+    }
+    roots[layout.rootJobAggWord] = treeBuild(context, threeKeyShape, new Uint32Array(jobEntries), jobEntries.length / 4);
+    const envEntries: number[] = [];
+    for (const slot of this.envs.sorted()) {
+      const jobs = env.jobs[slot]!;
+      if (jobs > 0) envEntries.push(this.envs.keys[slot * 2]!, this.envs.keys[slot * 2 + 1]!,
+        writeBlock(tables, env, slot, jobs, jobs));
+    }
+    roots[layout.rootEnvAggWord] = treeBuild(context, twoKeyShape, new Uint32Array(envEntries), envEntries.length / 3);
+    const roleEntries: number[] = [];
+    for (const slot of this.roles.sorted()) {
+      const jobs = role.jobs[slot]!;
+      if (jobs > 0) roleEntries.push(this.roles.keys[slot]!, writeBlock(tables, role, slot, jobs, jobs));
+    }
+    roots[layout.rootRoleAggWord] = treeBuild(context, oneKeyShape, new Uint32Array(roleEntries), roleEntries.length / 2);
+  }
+
+  /** Counts and totals per job, role/env and role block (totals as aggTask sums them: see the invariants). */
+  private sums(configOfRow: Uint32Array, statusOfRow: Uint32Array, rows: number): { job: Blocks; env: Blocks;
+    role: Blocks } {
     const job = blocks(this.jobs.count);
     const env = blocks(this.envs.count);
     const role = blocks(this.roles.count);
@@ -162,30 +192,7 @@ export class TaskJobs {
     }
     for (const sums of [job, env, role]) for (const bound of sums.bounds) if (!(bound <= exactSumMax)) exact = false;
     if (!exact) this.replayTotals(job, env, role, configOfRow, statusOfRow, rows);
-    const context = tables.context;
-    const roots = tables.roots;
-    const jobEntries: number[] = [];
-    for (const slot of this.jobs.sorted()) {
-      if (!hasTasks(job, slot)) continue;
-      env.jobs[this.jobEnv[slot]!]!++;
-      role.jobs[this.jobRole[slot]!]!++;
-      const keys = this.jobs.keys;
-      jobEntries.push(keys[slot * 3]!, keys[slot * 3 + 1]!, keys[slot * 3 + 2]!, writeBlock(tables, job, slot, 0, 1));
-    }
-    roots[layout.rootJobAggWord] = treeBuild(context, threeKeyShape, new Uint32Array(jobEntries), jobEntries.length / 4);
-    const envEntries: number[] = [];
-    for (const slot of this.envs.sorted()) {
-      const jobs = env.jobs[slot]!;
-      if (jobs > 0) envEntries.push(this.envs.keys[slot * 2]!, this.envs.keys[slot * 2 + 1]!,
-        writeBlock(tables, env, slot, jobs, jobs));
-    }
-    roots[layout.rootEnvAggWord] = treeBuild(context, twoKeyShape, new Uint32Array(envEntries), envEntries.length / 3);
-    const roleEntries: number[] = [];
-    for (const slot of this.roles.sorted()) {
-      const jobs = role.jobs[slot]!;
-      if (jobs > 0) roleEntries.push(this.roles.keys[slot]!, writeBlock(tables, role, slot, jobs, jobs));
-    }
-    roots[layout.rootRoleAggWord] = treeBuild(context, oneKeyShape, new Uint32Array(roleEntries), roleEntries.length / 2);
+    return { job, env, role };
   }
 
   /** The totals as aggTask adds them: task by task in file order, each active task's values to its three blocks. */

@@ -205,15 +205,15 @@ test('a string past its chunk, tasks out of task id order, twice, with a bad sta
     crc = writeFrameHeader(patched, at, patched[at + 4]!, patched.readUInt32LE(at + 12), patched, at + 16,
       at + 16 + length, crc);
   }
-  const pastEnd = join(mkdtempSync(join(tmpdir(), 'strata-restore-test-')), 'past-end.snap');
-  t.teardown(() => rmSync(pastEnd, { force: true }));
+  const scratch = mkdtempSync(join(tmpdir(), 'strata-restore-test-'));
+  t.teardown(() => rmSync(scratch, { recursive: true, force: true }));
+  const pastEnd = join(scratch, 'past-end.snap');
   writeFileSync(pastEnd, patched);
   const error = t.throws(() => loadSnapshot(newStore().writer, pastEnd), { instanceOf: FormatError });
   t.regex(error?.message ?? '', /runs past the end of the chunk/);
   t.is((error as FormatError | undefined)?.offset, frame, 'the offset of the chunk');
   for (const [name, edit, message] of cases) {
-    const out = join(mkdtempSync(join(tmpdir(), 'strata-restore-test-')), `${name.replaceAll(' ', '-')}.snap`);
-    t.teardown(() => rmSync(out, { force: true }));
+    const out = join(scratch, `${name.replaceAll(' ', '-')}.snap`);
     let damaged = -1;
     const offsets = rewrite(path, out, (chunks) => {
       damaged = edit(chunks);

@@ -22,7 +22,7 @@ import {
   MaintenanceMode, MaintenanceQueryT, PortT, QueryRequestT, QuotaQueryT, ResourceType, RoleSummaryQueryT,
   ScheduleStatus, SchedulerQueryT, SnapshotEnd, TaskQueryT, type TransactionResultT, type TransactionT,
 } from '../core/fbs/strata.js';
-import { FormatError } from '../core/files.js';
+import { FormatError, magicBackup, magicSnapshot, type Magic } from '../core/files.js';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import { frameBytes, frameTypeEnd, writeFrameHeader } from '../core/snapshot-format.js';
@@ -387,23 +387,24 @@ function framesOf(bytes: Buffer): Frame[] {
 }
 
 /** The edge transactions' state in 512-byte chunks (several chunks, an update continued over chunks). */
-function smallSnapshot(t: ExecutionContext, createdMs?: number): { path: string; bytes: Buffer; directory: string;
-  store: Store } {
+function smallSnapshot(t: ExecutionContext, createdMs?: number, magic?: Magic): { path: string; bytes: Buffer;
+  directory: string; store: Store } {
   const store = newStore();
   const model = new ReferenceModel();
   edgeTransactions().forEach((txn, index) => commitBoth(t, store, model, txn, `edge ${index}`));
   const directory = temporaryDirectory(t);
   const written = writeSnapshot({ arena: store.arena, control: store.control, slotIndex: -1, root: 0, directory,
     revision: store.writer.revision, term: 0, idempotency: store.writer.idempotencyEntries(), chunkBytesTarget: 512,
-    ...(createdMs === undefined ? {} : { createdMs }) });
+    ...(createdMs === undefined ? {} : { createdMs }), ...(magic === undefined ? {} : { magic }) });
   return { path: written.path, bytes: readFileSync(written.path), directory, store };
 }
 
-const golden = fileURLToPath(new URL('../../test/fixtures/snapshot-v1.snap', import.meta.url));
 
 // A format change without a version bump fails here; regenerate on purpose with UPDATE_GOLDEN=1.
-test('the golden snapshot (format version 1) loads, and a snapshot of its state has the same bytes', (t) => {
-  const { bytes, store } = smallSnapshot(t, 1_700_000_000_000);
+for (const [kind, name, magic] of [['snapshot', 'snapshot-v1.snap', magicSnapshot], ['backup', 'backup-v1.bak', magicBackup]] as const) {
+test(`the golden ${kind} (format version 1) loads, and a ${kind} of its state has the same bytes`, (t) => {
+  const golden = fileURLToPath(new URL(`../../test/fixtures/${name}`, import.meta.url));
+  const { bytes, store } = smallSnapshot(t, 1_700_000_000_000, magic);
   if (process.env['UPDATE_GOLDEN'] === '1') {
     mkdirSync(dirname(golden), { recursive: true });
     writeFileSync(golden, bytes);
@@ -426,6 +427,7 @@ test('the golden snapshot (format version 1) loads, and a snapshot of its state 
   sameAnswers(t, answers(loaded, wholeStoreQueries()), answers(store, wholeStoreQueries()), 'the golden state');
   t.deepEqual(configRefs(loaded), configRefs(store));
 });
+}
 
 test('a damaged snapshot throws FormatError naming the file and the offset', (t) => {
   const { bytes, directory } = smallSnapshot(t);

@@ -129,7 +129,7 @@ function treeSize(view: ArenaView, shape: TreeShape, root: number): string {
 /** The engine's task indexes in the published revision; read between steps, while the writer is idle. */
 function treeSizes(engine: Engine): string {
   const view = new ArenaView(engine.arena);
-  const rootBlock = Atomics.load(new Int32Array(engine.control), layout.controlRootPublishedWord);
+  const rootBlock = Atomics.load(new Int32Array(engine.control), layout.controlRootPublishedWord) >>> 0;
   const roots = new Uint32Array(engine.arena, rootBlock, layout.rootWords);
   const trees: [string, number, TreeShape][] = [
     ['task ids', layout.rootTaskIdTreeWord, taskIdShape], ['jobs', layout.rootJobIndexWord, jobIndexShape],

@@ -86,7 +86,7 @@ export class ReaderSlot {
       Atomics.store(control, stateWord, state);
       if (Atomics.load(control, layout.controlEpochPublishedWord) === epoch) break;
     }
-    return Atomics.load(control, layout.controlRootPublishedWord);
+    return Atomics.load(control, layout.controlRootPublishedWord) >>> 0; // an offset: arenas pass 2 GiB
   }
 
   /** Whether the writer gave up on this pin (it may have reused what the pin protected). */

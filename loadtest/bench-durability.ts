@@ -153,7 +153,7 @@ async function snapshotAndRecovery(root: string, tasks: number, seconds: number,
   log(`${tasks} tasks: snapshot without load`);
   const idle = await engine.snapshot();
   rows.add({ name: 'snapshot_s', value: round(idle.ms / 1000, 3), unit: 's', tasks, bytes: idle.bytes,
-    chunks: idle.chunks, paced: 'the worker sleeps twice as long as it works (idleRatio 2): about three times the unpaced time',
+    chunks: idle.chunks, paced: 'the worker sleeps as long as it works (idleRatio 1): about twice the unpaced time',
     underLoadS: round(snapshot.ms / 1000, 3) });
   log(`${tasks} tasks: ${tailCount} transactions of log tail`);
   const tailMs = await tail(engine, c, tailCount);

@@ -25,7 +25,7 @@ export interface SnapshotStart {
   /** Backups: the file name and magic (see SnapshotWriteOptions). */
   fileName?: string;
   magic?: Magic;
-  /** Pacing of the worker (SnapshotWriteOptions.idleRatio); default 2: at most a third of a core. */
+  /** Pacing of the worker (SnapshotWriteOptions.idleRatio); default 1: at most half a core. */
   idleRatio?: number;
 }
 
@@ -35,7 +35,7 @@ export function spawnSnapshot(start: SnapshotStart): Promise<SnapshotWriteResult
   const data: SnapshotWorkerData = {
     arena: start.arena, control: start.control, slotIndex: slot.slot, root, directory: start.directory,
     revision: start.revision, term: start.term, idempotency: start.idempotency, fileName: start.fileName,
-    magic: start.magic, idleRatio: start.idleRatio ?? 2,
+    magic: start.magic, idleRatio: start.idleRatio ?? 1,
   };
   let worker: Worker;
   try {

@@ -55,7 +55,7 @@ export interface SnapshotWriteOptions {
   chunkBytesTarget?: number;
   /** Tests only: called after each chunk is written (a test thread commits meanwhile). */
   chunkWritten?: (index: number) => void;
-  /** Pacing: sleep this many times the work of each chunk (the daemon: 2; offline tools and tests: 0). */
+  /** Pacing: sleep this many times the work of each chunk (the daemon: 1; offline tools and tests: 0). */
   idleRatio?: number;
   /** A backup: its file name (default snapshot-<revision>.snap) and magic (default STRATSNP; backups STRATBAK). */
   fileName?: string;

@@ -131,3 +131,22 @@ test('commits are acknowledged while a snapshot is written, and the snapshot hol
   t.is(reopened.recovery?.snapshot?.revision, snap.revision);
   await reopened.close();
 });
+
+test('a recovery that replayed a long tail takes a snapshot, so the next one replays nothing', async (t) => {
+  const dir = tempDir(t);
+  const options = { dataDir: dir, segmentBytes, readerThreads: 1, snapshot: { everyMs: 0, logBytes: 0, afterReplay: 50 } };
+  let engine = await Engine.open(options);
+  await load(engine, 0, 100);
+  const revision = engine.stats().revision;
+  await engine.close();
+  engine = await Engine.open(options);
+  t.true(engine.recovery!.replayed >= 50);
+  for (let waited = 0; (await engine.writerStats()).snapshotsTaken! < 1 && waited < 60_000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await engine.close();
+  engine = await Engine.open(options);
+  t.is(engine.recovery!.snapshot?.revision, revision);
+  t.is(engine.recovery!.replayed, 0);
+  await engine.close();
+});

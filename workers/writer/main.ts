@@ -46,9 +46,16 @@ export interface SnapshotOptions {
   logBytes: number;
   /** Snapshots kept (newest first); log segments wholly before the oldest kept one are deleted. Default 2. */
   retained: number;
+  /**
+   * Take a snapshot right after a recovery that replayed at least this many transactions (0: never), so that a
+   * long tail is replayed once, not at every restart (log bytes count only what this process wrote). Default 10k.
+   */
+  afterReplay: number;
 }
 
-export const snapshotDefaults: SnapshotOptions = { everyMs: 30 * 60_000, logBytes: 256 * 1024 * 1024, retained: 2 };
+export const snapshotDefaults: SnapshotOptions = {
+  everyMs: 30 * 60_000, logBytes: 256 * 1024 * 1024, retained: 2, afterReplay: 10_000,
+};
 
 export interface BackupOptions {
   /** Take a backup this often (ms; 0: never by time). Default 1 h, as Aurora. */
@@ -429,6 +436,9 @@ function start(): void {
     ready = rest;
   }
   port.postMessage({ kind: 'ready', recovery: ready } satisfies ReadyMessage);
+  if (recovery !== null && snapshotOptions.afterReplay > 0 && recovery.replayed >= snapshotOptions.afterReplay) {
+    startSnapshot('recovery replayed a long log tail');
+  }
 }
 
 try {

@@ -109,6 +109,16 @@ function allZero(bytes: Uint8Array, start: number, end: number): boolean {
 /** Offset after the last nonzero byte of `bytes` (0 when all are zero), read from the end. */
 function dataEnd(bytes: Uint8Array): number {
   let end = bytes.length;
+  // A preallocated segment ends in up to 64 MiB of zeros: skip them 4 bytes at a time where aligned.
+  const base = bytes.byteOffset;
+  while (end > 0 && ((base + end) & 3) !== 0 && bytes[end - 1] === 0) end--;
+  if (((base + end) & 3) === 0) {
+    const first = (base + 3) & ~3; // the first aligned byte of the view, as an offset into the buffer
+    const words = new Uint32Array(bytes.buffer, first, (base + end - first) >>> 2);
+    let w = words.length;
+    while (w > 0 && words[w - 1] === 0) w--;
+    end = first - base + 4 * w;
+  }
   while (end > 0 && bytes[end - 1] === 0) end--;
   return end;
 }

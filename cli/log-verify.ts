@@ -15,7 +15,7 @@ import { listSegments, scanLog, scanSegment, type SegmentFile } from '../core/wa
 import { recover } from '../workers/writer/recover.js';
 import { newOfflineWriter } from './offline-recovery.js';
 import {
-  dataDirectorySnapshots, exitFailure, exitOk, exitTornTail, formatReason, logDirectory, type OfflineOptions,
+  dataDirectorySnapshots, exitFailure, exitOk, exitTornTail, logDirectory, type OfflineOptions,
   type Output, snapshotDirectory, withDataDirectory, type Write,
 } from './tool-support.js';
 
@@ -84,7 +84,7 @@ function checkSegment(dir: string, segment: SegmentFile, newest: boolean, cursor
     header = decodeHeader(bytes, magicLog, file);
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    problem(error.offset, formatReason(error));
+    problem(error.offset, error.reason);
     cursor.previous = { seq: segment.seq, name: segment.name, lastCrc: null };
     cursor.expected = null;
     return;
@@ -134,7 +134,7 @@ function checkSegment(dir: string, segment: SegmentFile, newest: boolean, cursor
     }
   } catch (error) {
     if (!(error instanceof FormatError)) throw error;
-    problem(error.offset, formatReason(error));
+    problem(error.offset, error.reason);
     cursor.expected = null; // the rest of this segment is unread: the next one is checked from its own header
   }
   cursor.previous = { seq: segment.seq, name: segment.name, lastCrc };

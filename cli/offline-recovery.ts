@@ -14,7 +14,7 @@ import { pinClockMs } from '../workers/reader/pin.js';
 import { recover, restoredWriter, type Recovery } from '../workers/writer/recover.js';
 import { loadSnapshot } from '../workers/writer/restore.js';
 import { WriterCore } from '../workers/writer/writer.js';
-import { dataDirectorySnapshots, formatReason, logDirectory } from './tool-support.js';
+import { dataDirectorySnapshots, logDirectory } from './tool-support.js';
 
 export interface OfflineWriter {
   writer: WriterCore;
@@ -52,7 +52,7 @@ export function recoverDataDirectory(dataDir: string): OfflineRecovery {
       return { path: newest.path, revision: loadSnapshot(offline.writer, newest.path).revision };
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
-      throw new FormatError(error.file, error.offset, `${formatReason(error)} (the newest snapshot is damaged: the ` +
+      throw new FormatError(error.file, error.offset, `${error.reason} (the newest snapshot is damaged: the ` +
         'daemon would rename it .broken and start from the next older one; move it aside and run again, or ' +
         'inspect it with strata snapshot dump)');
     }

@@ -41,12 +41,6 @@ export class UsageError extends Error {
   }
 }
 
-/** A FormatError's message without the file and offset it starts with (for a line that prints them itself). */
-export function formatReason(error: FormatError): string {
-  const prefix = `${error.file} at offset ${error.offset}: `;
-  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
-}
-
 /** The exit code of an error thrown while checking arguments (before the data directory is touched). */
 export function usageFailed(error: unknown, output: Output): number {
   if (!(error instanceof UsageError)) throw error;

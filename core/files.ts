@@ -44,8 +44,11 @@ export interface FileHeader {
 
 /** A file that is not what it should be: names the file and the offset, for the error an operator reads. */
 export class FormatError extends Error {
+  /** What is wrong, without the file and offset the message starts with (for callers that add context). */
+  readonly reason: string;
   constructor(readonly file: string, readonly offset: number, message: string) {
     super(`${file} at offset ${offset}: ${message}`);
+    this.reason = message;
     this.name = 'FormatError';
   }
 }

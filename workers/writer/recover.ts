@@ -27,7 +27,7 @@ function scanLogExplained(logDir: string, from: number, good: () => number, onGr
     return scanLog(logDir, onGroup, from);
   } catch (error) {
     if (!(error instanceof FormatError) || error.message.includes('strata log')) throw error;
-    throw new FormatError(error.file, error.offset, `${error.message.slice(error.file.length + ` at offset ${error.offset}: `.length)}` +
+    throw new FormatError(error.file, error.offset, `${error.reason}` +
       ` (after revision ${good()}). Recovery stopped: nothing was changed. Inspect with \`strata log verify\`; ` +
       `to keep everything up to revision ${good()} and cut the rest, \`strata log truncate --after ${good()}\` ` +
       '(it keeps a copy of what it cuts); see docs/operations.md');

@@ -466,6 +466,118 @@ export function unionListToResult(
   }
 }
 
+export enum Body {
+  NONE = 0,
+  Hello = 1,
+  HelloResponse = 2,
+  CommitRequest = 3,
+  CommitResponse = 4,
+  QueryRequestMessage = 5,
+  QueryResponseMessage = 6,
+  WatchRequest = 7,
+  WatchResponse = 8,
+  WatchEvents = 9,
+  WatchState = 10,
+  WatchStateEnd = 11,
+  WatchProgress = 12,
+  WatchEnded = 13,
+  WatchCancel = 14,
+  WatchProgressRequest = 15,
+  StatusRequest = 16,
+  StatusResponse = 17,
+  SnapshotRequest = 18,
+  BackupRequest = 19,
+  FileResponse = 20,
+  BackupListRequest = 21,
+  BackupListResponse = 22,
+  BackupStageRequest = 23,
+  BackupStageResponse = 24,
+  BackupCommitRequest = 25,
+  BackupCommitResponse = 26,
+  BackupUnloadRequest = 27,
+  OkResponse = 28,
+  ErrorResponse = 29
+}
+
+export function unionToBody(
+  type: Body,
+  accessor: (obj:BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd) => BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd|null
+): BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd|null {
+  switch(Body[type]) {
+    case 'NONE': return null; 
+    case 'Hello': return accessor(new Hello())! as Hello;
+    case 'HelloResponse': return accessor(new HelloResponse())! as HelloResponse;
+    case 'CommitRequest': return accessor(new CommitRequest())! as CommitRequest;
+    case 'CommitResponse': return accessor(new CommitResponse())! as CommitResponse;
+    case 'QueryRequestMessage': return accessor(new QueryRequestMessage())! as QueryRequestMessage;
+    case 'QueryResponseMessage': return accessor(new QueryResponseMessage())! as QueryResponseMessage;
+    case 'WatchRequest': return accessor(new WatchRequest())! as WatchRequest;
+    case 'WatchResponse': return accessor(new WatchResponse())! as WatchResponse;
+    case 'WatchEvents': return accessor(new WatchEvents())! as WatchEvents;
+    case 'WatchState': return accessor(new WatchState())! as WatchState;
+    case 'WatchStateEnd': return accessor(new WatchStateEnd())! as WatchStateEnd;
+    case 'WatchProgress': return accessor(new WatchProgress())! as WatchProgress;
+    case 'WatchEnded': return accessor(new WatchEnded())! as WatchEnded;
+    case 'WatchCancel': return accessor(new WatchCancel())! as WatchCancel;
+    case 'WatchProgressRequest': return accessor(new WatchProgressRequest())! as WatchProgressRequest;
+    case 'StatusRequest': return accessor(new StatusRequest())! as StatusRequest;
+    case 'StatusResponse': return accessor(new StatusResponse())! as StatusResponse;
+    case 'SnapshotRequest': return accessor(new SnapshotRequest())! as SnapshotRequest;
+    case 'BackupRequest': return accessor(new BackupRequest())! as BackupRequest;
+    case 'FileResponse': return accessor(new FileResponse())! as FileResponse;
+    case 'BackupListRequest': return accessor(new BackupListRequest())! as BackupListRequest;
+    case 'BackupListResponse': return accessor(new BackupListResponse())! as BackupListResponse;
+    case 'BackupStageRequest': return accessor(new BackupStageRequest())! as BackupStageRequest;
+    case 'BackupStageResponse': return accessor(new BackupStageResponse())! as BackupStageResponse;
+    case 'BackupCommitRequest': return accessor(new BackupCommitRequest())! as BackupCommitRequest;
+    case 'BackupCommitResponse': return accessor(new BackupCommitResponse())! as BackupCommitResponse;
+    case 'BackupUnloadRequest': return accessor(new BackupUnloadRequest())! as BackupUnloadRequest;
+    case 'OkResponse': return accessor(new OkResponse())! as OkResponse;
+    case 'ErrorResponse': return accessor(new ErrorResponse())! as ErrorResponse;
+    default: return null;
+  }
+}
+
+export function unionListToBody(
+  type: Body, 
+  accessor: (index: number, obj:BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd) => BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd|null, 
+  index: number
+): BackupCommitRequest|BackupCommitResponse|BackupListRequest|BackupListResponse|BackupRequest|BackupStageRequest|BackupStageResponse|BackupUnloadRequest|CommitRequest|CommitResponse|ErrorResponse|FileResponse|Hello|HelloResponse|OkResponse|QueryRequestMessage|QueryResponseMessage|SnapshotRequest|StatusRequest|StatusResponse|WatchCancel|WatchEnded|WatchEvents|WatchProgress|WatchProgressRequest|WatchRequest|WatchResponse|WatchState|WatchStateEnd|null {
+  switch(Body[type]) {
+    case 'NONE': return null; 
+    case 'Hello': return accessor(index, new Hello())! as Hello;
+    case 'HelloResponse': return accessor(index, new HelloResponse())! as HelloResponse;
+    case 'CommitRequest': return accessor(index, new CommitRequest())! as CommitRequest;
+    case 'CommitResponse': return accessor(index, new CommitResponse())! as CommitResponse;
+    case 'QueryRequestMessage': return accessor(index, new QueryRequestMessage())! as QueryRequestMessage;
+    case 'QueryResponseMessage': return accessor(index, new QueryResponseMessage())! as QueryResponseMessage;
+    case 'WatchRequest': return accessor(index, new WatchRequest())! as WatchRequest;
+    case 'WatchResponse': return accessor(index, new WatchResponse())! as WatchResponse;
+    case 'WatchEvents': return accessor(index, new WatchEvents())! as WatchEvents;
+    case 'WatchState': return accessor(index, new WatchState())! as WatchState;
+    case 'WatchStateEnd': return accessor(index, new WatchStateEnd())! as WatchStateEnd;
+    case 'WatchProgress': return accessor(index, new WatchProgress())! as WatchProgress;
+    case 'WatchEnded': return accessor(index, new WatchEnded())! as WatchEnded;
+    case 'WatchCancel': return accessor(index, new WatchCancel())! as WatchCancel;
+    case 'WatchProgressRequest': return accessor(index, new WatchProgressRequest())! as WatchProgressRequest;
+    case 'StatusRequest': return accessor(index, new StatusRequest())! as StatusRequest;
+    case 'StatusResponse': return accessor(index, new StatusResponse())! as StatusResponse;
+    case 'SnapshotRequest': return accessor(index, new SnapshotRequest())! as SnapshotRequest;
+    case 'BackupRequest': return accessor(index, new BackupRequest())! as BackupRequest;
+    case 'FileResponse': return accessor(index, new FileResponse())! as FileResponse;
+    case 'BackupListRequest': return accessor(index, new BackupListRequest())! as BackupListRequest;
+    case 'BackupListResponse': return accessor(index, new BackupListResponse())! as BackupListResponse;
+    case 'BackupStageRequest': return accessor(index, new BackupStageRequest())! as BackupStageRequest;
+    case 'BackupStageResponse': return accessor(index, new BackupStageResponse())! as BackupStageResponse;
+    case 'BackupCommitRequest': return accessor(index, new BackupCommitRequest())! as BackupCommitRequest;
+    case 'BackupCommitResponse': return accessor(index, new BackupCommitResponse())! as BackupCommitResponse;
+    case 'BackupUnloadRequest': return accessor(index, new BackupUnloadRequest())! as BackupUnloadRequest;
+    case 'OkResponse': return accessor(index, new OkResponse())! as OkResponse;
+    case 'ErrorResponse': return accessor(index, new ErrorResponse())! as ErrorResponse;
+    default: return null;
+  }
+}
+
 /**
  * JobKey {1: role, 2: environment, 3: name}. Each part matches ^[\w\-\.]+$.
  */
@@ -12508,6 +12620,3848 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
     this.hosts,
     this.maintenance,
     this.idempotency
+  );
+}
+}
+
+/**
+ * A deleted task: its id and job (the job lets a filtered subscriber see the delete).
+ */
+export class TaskRef {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):TaskRef {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsTaskRef(bb:flatbuffers.ByteBuffer, obj?:TaskRef):TaskRef {
+  return (obj || new TaskRef()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsTaskRef(bb:flatbuffers.ByteBuffer, obj?:TaskRef):TaskRef {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new TaskRef()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+taskId():string|null
+taskId(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+taskId(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+job(obj?:JobKey):JobKey|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? (obj || new JobKey()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+static startTaskRef(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addTaskId(builder:flatbuffers.Builder, taskIdOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, taskIdOffset, 0);
+}
+
+static addJob(builder:flatbuffers.Builder, jobOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, jobOffset, 0);
+}
+
+static endTaskRef(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): TaskRefT {
+  return new TaskRefT(
+    this.taskId(),
+    (this.job() !== null ? this.job()!.unpack() : null)
+  );
+}
+
+
+unpackTo(_o: TaskRefT): void {
+  _o.taskId = this.taskId();
+  _o.job = (this.job() !== null ? this.job()!.unpack() : null);
+}
+}
+
+export class TaskRefT {
+constructor(
+  public taskId: string|Uint8Array|null = null,
+  public job: JobKeyT|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const taskId = (this.taskId !== null ? builder.createString(this.taskId!) : 0);
+  const job = (this.job !== null ? this.job!.pack(builder) : 0);
+
+  TaskRef.startTaskRef(builder);
+  TaskRef.addTaskId(builder, taskId);
+  TaskRef.addJob(builder, job);
+
+  return TaskRef.endTaskRef(builder);
+}
+}
+
+/**
+ * Every record one revision created, changed or deleted; a revision's changes always travel together.
+ * Records are whole and normalized as query results give them: tasks and cron jobs name configs by config_hash,
+ * mod_revision (and a task's create_revision) set. `configs`: the configs this revision stored for the first
+ * time (a config is immutable; a client keeps one until no record names it). `reset`: a committed staged
+ * backup replaced the whole state at this revision (there are no per-record changes): relist.
+ * In a list-then-watch subscription the initial state comes as RevisionChanges of the list revision too.
+ */
+export class RevisionChanges {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):RevisionChanges {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsRevisionChanges(bb:flatbuffers.ByteBuffer, obj?:RevisionChanges):RevisionChanges {
+  return (obj || new RevisionChanges()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsRevisionChanges(bb:flatbuffers.ByteBuffer, obj?:RevisionChanges):RevisionChanges {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new RevisionChanges()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+timestampMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+tasks(index: number, obj?:ScheduledTask):ScheduledTask|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? (obj || new ScheduledTask()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+tasksLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+tasksDeleted(index: number, obj?:TaskRef):TaskRef|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? (obj || new TaskRef()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+tasksDeletedLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+configs(index: number, obj?:StoredConfig):StoredConfig|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new StoredConfig()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+configsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+cronJobs(index: number, obj?:JobConfiguration):JobConfiguration|null {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? (obj || new JobConfiguration()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+cronJobsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+cronJobsDeleted(index: number, obj?:JobKey):JobKey|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? (obj || new JobKey()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+cronJobsDeletedLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+jobUpdates(index: number, obj?:JobUpdateDetails):JobUpdateDetails|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? (obj || new JobUpdateDetails()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+jobUpdatesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+jobUpdatesDeleted(index: number, obj?:JobUpdateKey):JobUpdateKey|null {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? (obj || new JobUpdateKey()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+jobUpdatesDeletedLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+quotas(index: number, obj?:Quota):Quota|null {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? (obj || new Quota()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+quotasLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+quotasDeleted(index: number):string
+quotasDeleted(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+quotasDeleted(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+quotasDeletedLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+hosts(index: number, obj?:HostAttributes):HostAttributes|null {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? (obj || new HostAttributes()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+hostsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 26);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+maintenance(index: number, obj?:HostMaintenanceRequest):HostMaintenanceRequest|null {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? (obj || new HostMaintenanceRequest()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+maintenanceLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 28);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+maintenanceDeleted(index: number):string
+maintenanceDeleted(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+maintenanceDeleted(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+maintenanceDeletedLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 30);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+scheduler(obj?:SchedulerMetadata):SchedulerMetadata|null {
+  const offset = this.bb!.__offset(this.bb_pos, 32);
+  return offset ? (obj || new SchedulerMetadata()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+reset():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 34);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+static startRevisionChanges(builder:flatbuffers.Builder) {
+  builder.startObject(16);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(0, revision, BigInt('0'));
+}
+
+static addTimestampMs(builder:flatbuffers.Builder, timestampMs:bigint) {
+  builder.addFieldInt64(1, timestampMs, BigInt('0'));
+}
+
+static addTasks(builder:flatbuffers.Builder, tasksOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, tasksOffset, 0);
+}
+
+static createTasksVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTasksVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addTasksDeleted(builder:flatbuffers.Builder, tasksDeletedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, tasksDeletedOffset, 0);
+}
+
+static createTasksDeletedVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTasksDeletedVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addConfigs(builder:flatbuffers.Builder, configsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, configsOffset, 0);
+}
+
+static createConfigsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startConfigsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addCronJobs(builder:flatbuffers.Builder, cronJobsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(5, cronJobsOffset, 0);
+}
+
+static createCronJobsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startCronJobsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addCronJobsDeleted(builder:flatbuffers.Builder, cronJobsDeletedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, cronJobsDeletedOffset, 0);
+}
+
+static createCronJobsDeletedVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startCronJobsDeletedVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addJobUpdates(builder:flatbuffers.Builder, jobUpdatesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, jobUpdatesOffset, 0);
+}
+
+static createJobUpdatesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startJobUpdatesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addJobUpdatesDeleted(builder:flatbuffers.Builder, jobUpdatesDeletedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, jobUpdatesDeletedOffset, 0);
+}
+
+static createJobUpdatesDeletedVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startJobUpdatesDeletedVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addQuotas(builder:flatbuffers.Builder, quotasOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, quotasOffset, 0);
+}
+
+static createQuotasVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startQuotasVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addQuotasDeleted(builder:flatbuffers.Builder, quotasDeletedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(10, quotasDeletedOffset, 0);
+}
+
+static createQuotasDeletedVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startQuotasDeletedVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addHosts(builder:flatbuffers.Builder, hostsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(11, hostsOffset, 0);
+}
+
+static createHostsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startHostsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addMaintenance(builder:flatbuffers.Builder, maintenanceOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(12, maintenanceOffset, 0);
+}
+
+static createMaintenanceVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMaintenanceVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addMaintenanceDeleted(builder:flatbuffers.Builder, maintenanceDeletedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(13, maintenanceDeletedOffset, 0);
+}
+
+static createMaintenanceDeletedVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startMaintenanceDeletedVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addScheduler(builder:flatbuffers.Builder, schedulerOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(14, schedulerOffset, 0);
+}
+
+static addReset(builder:flatbuffers.Builder, reset:boolean) {
+  builder.addFieldInt8(15, +reset, +false);
+}
+
+static endRevisionChanges(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): RevisionChangesT {
+  return new RevisionChangesT(
+    this.revision(),
+    this.timestampMs(),
+    this.bb!.createObjList(this.tasks.bind(this), this.tasksLength()),
+    this.bb!.createObjList(this.tasksDeleted.bind(this), this.tasksDeletedLength()),
+    this.bb!.createObjList(this.configs.bind(this), this.configsLength()),
+    this.bb!.createObjList(this.cronJobs.bind(this), this.cronJobsLength()),
+    this.bb!.createObjList(this.cronJobsDeleted.bind(this), this.cronJobsDeletedLength()),
+    this.bb!.createObjList(this.jobUpdates.bind(this), this.jobUpdatesLength()),
+    this.bb!.createObjList(this.jobUpdatesDeleted.bind(this), this.jobUpdatesDeletedLength()),
+    this.bb!.createObjList(this.quotas.bind(this), this.quotasLength()),
+    this.bb!.createScalarList(this.quotasDeleted.bind(this), this.quotasDeletedLength()),
+    this.bb!.createObjList(this.hosts.bind(this), this.hostsLength()),
+    this.bb!.createObjList(this.maintenance.bind(this), this.maintenanceLength()),
+    this.bb!.createScalarList(this.maintenanceDeleted.bind(this), this.maintenanceDeletedLength()),
+    (this.scheduler() !== null ? this.scheduler()!.unpack() : null),
+    this.reset()
+  );
+}
+
+
+unpackTo(_o: RevisionChangesT): void {
+  _o.revision = this.revision();
+  _o.timestampMs = this.timestampMs();
+  _o.tasks = this.bb!.createObjList(this.tasks.bind(this), this.tasksLength());
+  _o.tasksDeleted = this.bb!.createObjList(this.tasksDeleted.bind(this), this.tasksDeletedLength());
+  _o.configs = this.bb!.createObjList(this.configs.bind(this), this.configsLength());
+  _o.cronJobs = this.bb!.createObjList(this.cronJobs.bind(this), this.cronJobsLength());
+  _o.cronJobsDeleted = this.bb!.createObjList(this.cronJobsDeleted.bind(this), this.cronJobsDeletedLength());
+  _o.jobUpdates = this.bb!.createObjList(this.jobUpdates.bind(this), this.jobUpdatesLength());
+  _o.jobUpdatesDeleted = this.bb!.createObjList(this.jobUpdatesDeleted.bind(this), this.jobUpdatesDeletedLength());
+  _o.quotas = this.bb!.createObjList(this.quotas.bind(this), this.quotasLength());
+  _o.quotasDeleted = this.bb!.createScalarList(this.quotasDeleted.bind(this), this.quotasDeletedLength());
+  _o.hosts = this.bb!.createObjList(this.hosts.bind(this), this.hostsLength());
+  _o.maintenance = this.bb!.createObjList(this.maintenance.bind(this), this.maintenanceLength());
+  _o.maintenanceDeleted = this.bb!.createScalarList(this.maintenanceDeleted.bind(this), this.maintenanceDeletedLength());
+  _o.scheduler = (this.scheduler() !== null ? this.scheduler()!.unpack() : null);
+  _o.reset = this.reset();
+}
+}
+
+export class RevisionChangesT {
+constructor(
+  public revision: bigint = BigInt('0'),
+  public timestampMs: bigint = BigInt('0'),
+  public tasks: (ScheduledTaskT)[] = [],
+  public tasksDeleted: (TaskRefT)[] = [],
+  public configs: (StoredConfigT)[] = [],
+  public cronJobs: (JobConfigurationT)[] = [],
+  public cronJobsDeleted: (JobKeyT)[] = [],
+  public jobUpdates: (JobUpdateDetailsT)[] = [],
+  public jobUpdatesDeleted: (JobUpdateKeyT)[] = [],
+  public quotas: (QuotaT)[] = [],
+  public quotasDeleted: (string)[] = [],
+  public hosts: (HostAttributesT)[] = [],
+  public maintenance: (HostMaintenanceRequestT)[] = [],
+  public maintenanceDeleted: (string)[] = [],
+  public scheduler: SchedulerMetadataT|null = null,
+  public reset: boolean = false
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const tasks = RevisionChanges.createTasksVector(builder, builder.createObjectOffsetList(this.tasks));
+  const tasksDeleted = RevisionChanges.createTasksDeletedVector(builder, builder.createObjectOffsetList(this.tasksDeleted));
+  const configs = RevisionChanges.createConfigsVector(builder, builder.createObjectOffsetList(this.configs));
+  const cronJobs = RevisionChanges.createCronJobsVector(builder, builder.createObjectOffsetList(this.cronJobs));
+  const cronJobsDeleted = RevisionChanges.createCronJobsDeletedVector(builder, builder.createObjectOffsetList(this.cronJobsDeleted));
+  const jobUpdates = RevisionChanges.createJobUpdatesVector(builder, builder.createObjectOffsetList(this.jobUpdates));
+  const jobUpdatesDeleted = RevisionChanges.createJobUpdatesDeletedVector(builder, builder.createObjectOffsetList(this.jobUpdatesDeleted));
+  const quotas = RevisionChanges.createQuotasVector(builder, builder.createObjectOffsetList(this.quotas));
+  const quotasDeleted = RevisionChanges.createQuotasDeletedVector(builder, builder.createObjectOffsetList(this.quotasDeleted));
+  const hosts = RevisionChanges.createHostsVector(builder, builder.createObjectOffsetList(this.hosts));
+  const maintenance = RevisionChanges.createMaintenanceVector(builder, builder.createObjectOffsetList(this.maintenance));
+  const maintenanceDeleted = RevisionChanges.createMaintenanceDeletedVector(builder, builder.createObjectOffsetList(this.maintenanceDeleted));
+  const scheduler = (this.scheduler !== null ? this.scheduler!.pack(builder) : 0);
+
+  RevisionChanges.startRevisionChanges(builder);
+  RevisionChanges.addRevision(builder, this.revision);
+  RevisionChanges.addTimestampMs(builder, this.timestampMs);
+  RevisionChanges.addTasks(builder, tasks);
+  RevisionChanges.addTasksDeleted(builder, tasksDeleted);
+  RevisionChanges.addConfigs(builder, configs);
+  RevisionChanges.addCronJobs(builder, cronJobs);
+  RevisionChanges.addCronJobsDeleted(builder, cronJobsDeleted);
+  RevisionChanges.addJobUpdates(builder, jobUpdates);
+  RevisionChanges.addJobUpdatesDeleted(builder, jobUpdatesDeleted);
+  RevisionChanges.addQuotas(builder, quotas);
+  RevisionChanges.addQuotasDeleted(builder, quotasDeleted);
+  RevisionChanges.addHosts(builder, hosts);
+  RevisionChanges.addMaintenance(builder, maintenance);
+  RevisionChanges.addMaintenanceDeleted(builder, maintenanceDeleted);
+  RevisionChanges.addScheduler(builder, scheduler);
+  RevisionChanges.addReset(builder, this.reset);
+
+  return RevisionChanges.endRevisionChanges(builder);
+}
+}
+
+/**
+ * The first request on a connection: the protocol versions the client speaks and its bearer token.
+ */
+export class Hello {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Hello {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsHello(bb:flatbuffers.ByteBuffer, obj?:Hello):Hello {
+  return (obj || new Hello()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsHello(bb:flatbuffers.ByteBuffer, obj?:Hello):Hello {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Hello()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+protocolMin():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+protocolMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+token():string|null
+token(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+token(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+clientName():string|null
+clientName(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+clientName(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startHello(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addProtocolMin(builder:flatbuffers.Builder, protocolMin:number) {
+  builder.addFieldInt32(0, protocolMin, 0);
+}
+
+static addProtocolMax(builder:flatbuffers.Builder, protocolMax:number) {
+  builder.addFieldInt32(1, protocolMax, 0);
+}
+
+static addToken(builder:flatbuffers.Builder, tokenOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, tokenOffset, 0);
+}
+
+static addClientName(builder:flatbuffers.Builder, clientNameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, clientNameOffset, 0);
+}
+
+static endHello(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createHello(builder:flatbuffers.Builder, protocolMin:number, protocolMax:number, tokenOffset:flatbuffers.Offset, clientNameOffset:flatbuffers.Offset):flatbuffers.Offset {
+  Hello.startHello(builder);
+  Hello.addProtocolMin(builder, protocolMin);
+  Hello.addProtocolMax(builder, protocolMax);
+  Hello.addToken(builder, tokenOffset);
+  Hello.addClientName(builder, clientNameOffset);
+  return Hello.endHello(builder);
+}
+
+unpack(): HelloT {
+  return new HelloT(
+    this.protocolMin(),
+    this.protocolMax(),
+    this.token(),
+    this.clientName()
+  );
+}
+
+
+unpackTo(_o: HelloT): void {
+  _o.protocolMin = this.protocolMin();
+  _o.protocolMax = this.protocolMax();
+  _o.token = this.token();
+  _o.clientName = this.clientName();
+}
+}
+
+export class HelloT {
+constructor(
+  public protocolMin: number = 0,
+  public protocolMax: number = 0,
+  public token: string|Uint8Array|null = null,
+  public clientName: string|Uint8Array|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const token = (this.token !== null ? builder.createString(this.token!) : 0);
+  const clientName = (this.clientName !== null ? builder.createString(this.clientName!) : 0);
+
+  return Hello.createHello(builder,
+    this.protocolMin,
+    this.protocolMax,
+    token,
+    clientName
+  );
+}
+}
+
+/**
+ * The limits a connection must stay inside (docs/protocol.md, "Limits").
+ */
+export class Limits {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Limits {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsLimits(bb:flatbuffers.ByteBuffer, obj?:Limits):Limits {
+  return (obj || new Limits()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsLimits(bb:flatbuffers.ByteBuffer, obj?:Limits):Limits {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Limits()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+frameBytesMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+requestsInFlightMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+subscriptionsMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+requestsPerSecondMax():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startLimits(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addFrameBytesMax(builder:flatbuffers.Builder, frameBytesMax:number) {
+  builder.addFieldInt32(0, frameBytesMax, 0);
+}
+
+static addRequestsInFlightMax(builder:flatbuffers.Builder, requestsInFlightMax:number) {
+  builder.addFieldInt32(1, requestsInFlightMax, 0);
+}
+
+static addSubscriptionsMax(builder:flatbuffers.Builder, subscriptionsMax:number) {
+  builder.addFieldInt32(2, subscriptionsMax, 0);
+}
+
+static addRequestsPerSecondMax(builder:flatbuffers.Builder, requestsPerSecondMax:number) {
+  builder.addFieldInt32(3, requestsPerSecondMax, 0);
+}
+
+static endLimits(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createLimits(builder:flatbuffers.Builder, frameBytesMax:number, requestsInFlightMax:number, subscriptionsMax:number, requestsPerSecondMax:number):flatbuffers.Offset {
+  Limits.startLimits(builder);
+  Limits.addFrameBytesMax(builder, frameBytesMax);
+  Limits.addRequestsInFlightMax(builder, requestsInFlightMax);
+  Limits.addSubscriptionsMax(builder, subscriptionsMax);
+  Limits.addRequestsPerSecondMax(builder, requestsPerSecondMax);
+  return Limits.endLimits(builder);
+}
+
+unpack(): LimitsT {
+  return new LimitsT(
+    this.frameBytesMax(),
+    this.requestsInFlightMax(),
+    this.subscriptionsMax(),
+    this.requestsPerSecondMax()
+  );
+}
+
+
+unpackTo(_o: LimitsT): void {
+  _o.frameBytesMax = this.frameBytesMax();
+  _o.requestsInFlightMax = this.requestsInFlightMax();
+  _o.subscriptionsMax = this.subscriptionsMax();
+  _o.requestsPerSecondMax = this.requestsPerSecondMax();
+}
+}
+
+export class LimitsT {
+constructor(
+  public frameBytesMax: number = 0,
+  public requestsInFlightMax: number = 0,
+  public subscriptionsMax: number = 0,
+  public requestsPerSecondMax: number = 0
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return Limits.createLimits(builder,
+    this.frameBytesMax,
+    this.requestsInFlightMax,
+    this.subscriptionsMax,
+    this.requestsPerSecondMax
+  );
+}
+}
+
+export class HelloResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):HelloResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsHelloResponse(bb:flatbuffers.ByteBuffer, obj?:HelloResponse):HelloResponse {
+  return (obj || new HelloResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsHelloResponse(bb:flatbuffers.ByteBuffer, obj?:HelloResponse):HelloResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new HelloResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+protocol():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+serverVersion():string|null
+serverVersion(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+serverVersion(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+term():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+limits(obj?:Limits):Limits|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? (obj || new Limits()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+admin():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+readAll():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+writeAll():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+readRoles(index: number):string
+readRoles(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+readRoles(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+readRolesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+writeRoles(index: number):string
+writeRoles(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+writeRoles(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+writeRolesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startHelloResponse(builder:flatbuffers.Builder) {
+  builder.startObject(10);
+}
+
+static addProtocol(builder:flatbuffers.Builder, protocol:number) {
+  builder.addFieldInt32(0, protocol, 0);
+}
+
+static addServerVersion(builder:flatbuffers.Builder, serverVersionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, serverVersionOffset, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(2, revision, BigInt('0'));
+}
+
+static addTerm(builder:flatbuffers.Builder, term:bigint) {
+  builder.addFieldInt64(3, term, BigInt('0'));
+}
+
+static addLimits(builder:flatbuffers.Builder, limitsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, limitsOffset, 0);
+}
+
+static addAdmin(builder:flatbuffers.Builder, admin:boolean) {
+  builder.addFieldInt8(5, +admin, +false);
+}
+
+static addReadAll(builder:flatbuffers.Builder, readAll:boolean) {
+  builder.addFieldInt8(6, +readAll, +false);
+}
+
+static addWriteAll(builder:flatbuffers.Builder, writeAll:boolean) {
+  builder.addFieldInt8(7, +writeAll, +false);
+}
+
+static addReadRoles(builder:flatbuffers.Builder, readRolesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(8, readRolesOffset, 0);
+}
+
+static createReadRolesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startReadRolesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addWriteRoles(builder:flatbuffers.Builder, writeRolesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(9, writeRolesOffset, 0);
+}
+
+static createWriteRolesVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startWriteRolesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endHelloResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): HelloResponseT {
+  return new HelloResponseT(
+    this.protocol(),
+    this.serverVersion(),
+    this.revision(),
+    this.term(),
+    (this.limits() !== null ? this.limits()!.unpack() : null),
+    this.admin(),
+    this.readAll(),
+    this.writeAll(),
+    this.bb!.createScalarList(this.readRoles.bind(this), this.readRolesLength()),
+    this.bb!.createScalarList(this.writeRoles.bind(this), this.writeRolesLength())
+  );
+}
+
+
+unpackTo(_o: HelloResponseT): void {
+  _o.protocol = this.protocol();
+  _o.serverVersion = this.serverVersion();
+  _o.revision = this.revision();
+  _o.term = this.term();
+  _o.limits = (this.limits() !== null ? this.limits()!.unpack() : null);
+  _o.admin = this.admin();
+  _o.readAll = this.readAll();
+  _o.writeAll = this.writeAll();
+  _o.readRoles = this.bb!.createScalarList(this.readRoles.bind(this), this.readRolesLength());
+  _o.writeRoles = this.bb!.createScalarList(this.writeRoles.bind(this), this.writeRolesLength());
+}
+}
+
+export class HelloResponseT {
+constructor(
+  public protocol: number = 0,
+  public serverVersion: string|Uint8Array|null = null,
+  public revision: bigint = BigInt('0'),
+  public term: bigint = BigInt('0'),
+  public limits: LimitsT|null = null,
+  public admin: boolean = false,
+  public readAll: boolean = false,
+  public writeAll: boolean = false,
+  public readRoles: (string)[] = [],
+  public writeRoles: (string)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const serverVersion = (this.serverVersion !== null ? builder.createString(this.serverVersion!) : 0);
+  const limits = (this.limits !== null ? this.limits!.pack(builder) : 0);
+  const readRoles = HelloResponse.createReadRolesVector(builder, builder.createObjectOffsetList(this.readRoles));
+  const writeRoles = HelloResponse.createWriteRolesVector(builder, builder.createObjectOffsetList(this.writeRoles));
+
+  HelloResponse.startHelloResponse(builder);
+  HelloResponse.addProtocol(builder, this.protocol);
+  HelloResponse.addServerVersion(builder, serverVersion);
+  HelloResponse.addRevision(builder, this.revision);
+  HelloResponse.addTerm(builder, this.term);
+  HelloResponse.addLimits(builder, limits);
+  HelloResponse.addAdmin(builder, this.admin);
+  HelloResponse.addReadAll(builder, this.readAll);
+  HelloResponse.addWriteAll(builder, this.writeAll);
+  HelloResponse.addReadRoles(builder, readRoles);
+  HelloResponse.addWriteRoles(builder, writeRoles);
+
+  return HelloResponse.endHelloResponse(builder);
+}
+}
+
+/**
+ * A transaction to commit; the response is a CommitResponse carrying its TransactionResult.
+ */
+export class CommitRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):CommitRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsCommitRequest(bb:flatbuffers.ByteBuffer, obj?:CommitRequest):CommitRequest {
+  return (obj || new CommitRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsCommitRequest(bb:flatbuffers.ByteBuffer, obj?:CommitRequest):CommitRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new CommitRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+transaction(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+transactionLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+transactionArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startCommitRequest(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addTransaction(builder:flatbuffers.Builder, transactionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, transactionOffset, 0);
+}
+
+static createTransactionVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTransactionVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endCommitRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createCommitRequest(builder:flatbuffers.Builder, transactionOffset:flatbuffers.Offset):flatbuffers.Offset {
+  CommitRequest.startCommitRequest(builder);
+  CommitRequest.addTransaction(builder, transactionOffset);
+  return CommitRequest.endCommitRequest(builder);
+}
+
+unpack(): CommitRequestT {
+  return new CommitRequestT(
+    this.bb!.createScalarList(this.transaction.bind(this), this.transactionLength())
+  );
+}
+
+
+unpackTo(_o: CommitRequestT): void {
+  _o.transaction = this.bb!.createScalarList(this.transaction.bind(this), this.transactionLength());
+}
+}
+
+export class CommitRequestT {
+constructor(
+  public transaction: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const transaction = CommitRequest.createTransactionVector(builder, this.transaction);
+
+  return CommitRequest.createCommitRequest(builder,
+    transaction
+  );
+}
+}
+
+export class CommitResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):CommitResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsCommitResponse(bb:flatbuffers.ByteBuffer, obj?:CommitResponse):CommitResponse {
+  return (obj || new CommitResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsCommitResponse(bb:flatbuffers.ByteBuffer, obj?:CommitResponse):CommitResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new CommitResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+result(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+resultLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+resultArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startCommitResponse(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addResult(builder:flatbuffers.Builder, resultOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, resultOffset, 0);
+}
+
+static createResultVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startResultVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endCommitResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createCommitResponse(builder:flatbuffers.Builder, resultOffset:flatbuffers.Offset):flatbuffers.Offset {
+  CommitResponse.startCommitResponse(builder);
+  CommitResponse.addResult(builder, resultOffset);
+  return CommitResponse.endCommitResponse(builder);
+}
+
+unpack(): CommitResponseT {
+  return new CommitResponseT(
+    this.bb!.createScalarList(this.result.bind(this), this.resultLength())
+  );
+}
+
+
+unpackTo(_o: CommitResponseT): void {
+  _o.result = this.bb!.createScalarList(this.result.bind(this), this.resultLength());
+}
+}
+
+export class CommitResponseT {
+constructor(
+  public result: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const result = CommitResponse.createResultVector(builder, this.result);
+
+  return CommitResponse.createCommitResponse(builder,
+    result
+  );
+}
+}
+
+/**
+ * A query on the latest revision (or, with staged, on the staged backup: admin only).
+ */
+export class QueryRequestMessage {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):QueryRequestMessage {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsQueryRequestMessage(bb:flatbuffers.ByteBuffer, obj?:QueryRequestMessage):QueryRequestMessage {
+  return (obj || new QueryRequestMessage()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsQueryRequestMessage(bb:flatbuffers.ByteBuffer, obj?:QueryRequestMessage):QueryRequestMessage {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new QueryRequestMessage()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+request(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+requestLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+requestArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+staged():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+static startQueryRequestMessage(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addRequest(builder:flatbuffers.Builder, requestOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, requestOffset, 0);
+}
+
+static createRequestVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startRequestVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static addStaged(builder:flatbuffers.Builder, staged:boolean) {
+  builder.addFieldInt8(1, +staged, +false);
+}
+
+static endQueryRequestMessage(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createQueryRequestMessage(builder:flatbuffers.Builder, requestOffset:flatbuffers.Offset, staged:boolean):flatbuffers.Offset {
+  QueryRequestMessage.startQueryRequestMessage(builder);
+  QueryRequestMessage.addRequest(builder, requestOffset);
+  QueryRequestMessage.addStaged(builder, staged);
+  return QueryRequestMessage.endQueryRequestMessage(builder);
+}
+
+unpack(): QueryRequestMessageT {
+  return new QueryRequestMessageT(
+    this.bb!.createScalarList(this.request.bind(this), this.requestLength()),
+    this.staged()
+  );
+}
+
+
+unpackTo(_o: QueryRequestMessageT): void {
+  _o.request = this.bb!.createScalarList(this.request.bind(this), this.requestLength());
+  _o.staged = this.staged();
+}
+}
+
+export class QueryRequestMessageT {
+constructor(
+  public request: (number)[] = [],
+  public staged: boolean = false
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const request = QueryRequestMessage.createRequestVector(builder, this.request);
+
+  return QueryRequestMessage.createQueryRequestMessage(builder,
+    request,
+    this.staged
+  );
+}
+}
+
+export class QueryResponseMessage {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):QueryResponseMessage {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsQueryResponseMessage(bb:flatbuffers.ByteBuffer, obj?:QueryResponseMessage):QueryResponseMessage {
+  return (obj || new QueryResponseMessage()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsQueryResponseMessage(bb:flatbuffers.ByteBuffer, obj?:QueryResponseMessage):QueryResponseMessage {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new QueryResponseMessage()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+response(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+responseLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+responseArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startQueryResponseMessage(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addResponse(builder:flatbuffers.Builder, responseOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, responseOffset, 0);
+}
+
+static createResponseVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startResponseVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endQueryResponseMessage(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createQueryResponseMessage(builder:flatbuffers.Builder, responseOffset:flatbuffers.Offset):flatbuffers.Offset {
+  QueryResponseMessage.startQueryResponseMessage(builder);
+  QueryResponseMessage.addResponse(builder, responseOffset);
+  return QueryResponseMessage.endQueryResponseMessage(builder);
+}
+
+unpack(): QueryResponseMessageT {
+  return new QueryResponseMessageT(
+    this.bb!.createScalarList(this.response.bind(this), this.responseLength())
+  );
+}
+
+
+unpackTo(_o: QueryResponseMessageT): void {
+  _o.response = this.bb!.createScalarList(this.response.bind(this), this.responseLength());
+}
+}
+
+export class QueryResponseMessageT {
+constructor(
+  public response: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const response = QueryResponseMessage.createResponseVector(builder, this.response);
+
+  return QueryResponseMessage.createQueryResponseMessage(builder,
+    response
+  );
+}
+}
+
+/**
+ * What a subscription receives. Empty lists mean "no restriction"; every restriction that is set must hold.
+ * tables: which tables (RecordTable values); role / environment / job_name: a role, a role and environment, or a
+ * job (environment and job_name need role); task_ids: only these tasks (and only the TASK table).
+ */
+export class WatchFilter {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchFilter {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchFilter(bb:flatbuffers.ByteBuffer, obj?:WatchFilter):WatchFilter {
+  return (obj || new WatchFilter()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchFilter(bb:flatbuffers.ByteBuffer, obj?:WatchFilter):WatchFilter {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchFilter()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+tables(index: number):RecordTable|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+tablesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+tablesArray():Int8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Int8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+role():string|null
+role(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+role(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+environment():string|null
+environment(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+environment(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+jobName():string|null
+jobName(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+jobName(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+taskIds(index: number):string
+taskIds(index: number,optionalEncoding:flatbuffers.Encoding):string|Uint8Array
+taskIds(index: number,optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__string(this.bb!.__vector(this.bb_pos + offset) + index * 4, optionalEncoding) : null;
+}
+
+taskIdsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startWatchFilter(builder:flatbuffers.Builder) {
+  builder.startObject(5);
+}
+
+static addTables(builder:flatbuffers.Builder, tablesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, tablesOffset, 0);
+}
+
+static createTablesVector(builder:flatbuffers.Builder, data:RecordTable[]):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTablesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static addRole(builder:flatbuffers.Builder, roleOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, roleOffset, 0);
+}
+
+static addEnvironment(builder:flatbuffers.Builder, environmentOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, environmentOffset, 0);
+}
+
+static addJobName(builder:flatbuffers.Builder, jobNameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(3, jobNameOffset, 0);
+}
+
+static addTaskIds(builder:flatbuffers.Builder, taskIdsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, taskIdsOffset, 0);
+}
+
+static createTaskIdsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startTaskIdsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endWatchFilter(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchFilter(builder:flatbuffers.Builder, tablesOffset:flatbuffers.Offset, roleOffset:flatbuffers.Offset, environmentOffset:flatbuffers.Offset, jobNameOffset:flatbuffers.Offset, taskIdsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  WatchFilter.startWatchFilter(builder);
+  WatchFilter.addTables(builder, tablesOffset);
+  WatchFilter.addRole(builder, roleOffset);
+  WatchFilter.addEnvironment(builder, environmentOffset);
+  WatchFilter.addJobName(builder, jobNameOffset);
+  WatchFilter.addTaskIds(builder, taskIdsOffset);
+  return WatchFilter.endWatchFilter(builder);
+}
+
+unpack(): WatchFilterT {
+  return new WatchFilterT(
+    this.bb!.createScalarList(this.tables.bind(this), this.tablesLength()),
+    this.role(),
+    this.environment(),
+    this.jobName(),
+    this.bb!.createScalarList(this.taskIds.bind(this), this.taskIdsLength())
+  );
+}
+
+
+unpackTo(_o: WatchFilterT): void {
+  _o.tables = this.bb!.createScalarList(this.tables.bind(this), this.tablesLength());
+  _o.role = this.role();
+  _o.environment = this.environment();
+  _o.jobName = this.jobName();
+  _o.taskIds = this.bb!.createScalarList(this.taskIds.bind(this), this.taskIdsLength());
+}
+}
+
+export class WatchFilterT {
+constructor(
+  public tables: (RecordTable)[] = [],
+  public role: string|Uint8Array|null = null,
+  public environment: string|Uint8Array|null = null,
+  public jobName: string|Uint8Array|null = null,
+  public taskIds: (string)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const tables = WatchFilter.createTablesVector(builder, this.tables);
+  const role = (this.role !== null ? builder.createString(this.role!) : 0);
+  const environment = (this.environment !== null ? builder.createString(this.environment!) : 0);
+  const jobName = (this.jobName !== null ? builder.createString(this.jobName!) : 0);
+  const taskIds = WatchFilter.createTaskIdsVector(builder, builder.createObjectOffsetList(this.taskIds));
+
+  return WatchFilter.createWatchFilter(builder,
+    tables,
+    role,
+    environment,
+    jobName,
+    taskIds
+  );
+}
+}
+
+/**
+ * Subscribe. after_revision: deliver every revision after it (exclusive; -1 = from the current revision on). An
+ * after_revision older than the kept history ends the subscription with COMPACTED; one in the future waits.
+ * list: first send the state at one revision R that matches the filter (WatchState messages), then a
+ * WatchStateEnd at R, then every revision after R (after_revision is ignored).
+ * progress_ms: a WatchProgress at this interval while nothing is delivered (0: the server default; at least 10).
+ */
+export class WatchRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchRequest(bb:flatbuffers.ByteBuffer, obj?:WatchRequest):WatchRequest {
+  return (obj || new WatchRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchRequest(bb:flatbuffers.ByteBuffer, obj?:WatchRequest):WatchRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+filter(obj?:WatchFilter):WatchFilter|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? (obj || new WatchFilter()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+afterRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+list():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+progressMs():number {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startWatchRequest(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addFilter(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, filterOffset, 0);
+}
+
+static addAfterRevision(builder:flatbuffers.Builder, afterRevision:bigint) {
+  builder.addFieldInt64(1, afterRevision, BigInt('0'));
+}
+
+static addList(builder:flatbuffers.Builder, list:boolean) {
+  builder.addFieldInt8(2, +list, +false);
+}
+
+static addProgressMs(builder:flatbuffers.Builder, progressMs:number) {
+  builder.addFieldInt32(3, progressMs, 0);
+}
+
+static endWatchRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchRequest(builder:flatbuffers.Builder, filterOffset:flatbuffers.Offset, afterRevision:bigint, list:boolean, progressMs:number):flatbuffers.Offset {
+  WatchRequest.startWatchRequest(builder);
+  WatchRequest.addFilter(builder, filterOffset);
+  WatchRequest.addAfterRevision(builder, afterRevision);
+  WatchRequest.addList(builder, list);
+  WatchRequest.addProgressMs(builder, progressMs);
+  return WatchRequest.endWatchRequest(builder);
+}
+
+unpack(): WatchRequestT {
+  return new WatchRequestT(
+    (this.filter() !== null ? this.filter()!.unpack() : null),
+    this.afterRevision(),
+    this.list(),
+    this.progressMs()
+  );
+}
+
+
+unpackTo(_o: WatchRequestT): void {
+  _o.filter = (this.filter() !== null ? this.filter()!.unpack() : null);
+  _o.afterRevision = this.afterRevision();
+  _o.list = this.list();
+  _o.progressMs = this.progressMs();
+}
+}
+
+export class WatchRequestT {
+constructor(
+  public filter: WatchFilterT|null = null,
+  public afterRevision: bigint = BigInt('0'),
+  public list: boolean = false,
+  public progressMs: number = 0
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const filter = (this.filter !== null ? this.filter!.pack(builder) : 0);
+
+  return WatchRequest.createWatchRequest(builder,
+    filter,
+    this.afterRevision,
+    this.list,
+    this.progressMs
+  );
+}
+}
+
+/**
+ * The answer to a WatchRequest: the subscription id that every later message of it carries.
+ * oldest_revision: the oldest revision the server can still replay (after_revision >= oldest_revision - 1 works).
+ */
+export class WatchResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchResponse(bb:flatbuffers.ByteBuffer, obj?:WatchResponse):WatchResponse {
+  return (obj || new WatchResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchResponse(bb:flatbuffers.ByteBuffer, obj?:WatchResponse):WatchResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+oldestRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startWatchResponse(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(1, revision, BigInt('0'));
+}
+
+static addOldestRevision(builder:flatbuffers.Builder, oldestRevision:bigint) {
+  builder.addFieldInt64(2, oldestRevision, BigInt('0'));
+}
+
+static endWatchResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchResponse(builder:flatbuffers.Builder, subscription:number, revision:bigint, oldestRevision:bigint):flatbuffers.Offset {
+  WatchResponse.startWatchResponse(builder);
+  WatchResponse.addSubscription(builder, subscription);
+  WatchResponse.addRevision(builder, revision);
+  WatchResponse.addOldestRevision(builder, oldestRevision);
+  return WatchResponse.endWatchResponse(builder);
+}
+
+unpack(): WatchResponseT {
+  return new WatchResponseT(
+    this.subscription(),
+    this.revision(),
+    this.oldestRevision()
+  );
+}
+
+
+unpackTo(_o: WatchResponseT): void {
+  _o.subscription = this.subscription();
+  _o.revision = this.revision();
+  _o.oldestRevision = this.oldestRevision();
+}
+}
+
+export class WatchResponseT {
+constructor(
+  public subscription: number = 0,
+  public revision: bigint = BigInt('0'),
+  public oldestRevision: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return WatchResponse.createWatchResponse(builder,
+    this.subscription,
+    this.revision,
+    this.oldestRevision
+  );
+}
+}
+
+/**
+ * Changes of whole revisions, in revision order (server push, request id 0). A revision larger than a frame
+ * travels as consecutive WatchEvents that each hold one piece of its bytes, `partial` set on all but the last:
+ * the client concatenates the pieces' bytes into the RevisionChanges buffer.
+ */
+export class WatchEvents {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchEvents {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchEvents(bb:flatbuffers.ByteBuffer, obj?:WatchEvents):WatchEvents {
+  return (obj || new WatchEvents()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchEvents(bb:flatbuffers.ByteBuffer, obj?:WatchEvents):WatchEvents {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchEvents()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+revisions(index: number, obj?:RevisionBytes):RevisionBytes|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? (obj || new RevisionBytes()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+revisionsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+partial():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
+static startWatchEvents(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addRevisions(builder:flatbuffers.Builder, revisionsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, revisionsOffset, 0);
+}
+
+static createRevisionsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startRevisionsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static addPartial(builder:flatbuffers.Builder, partial:boolean) {
+  builder.addFieldInt8(2, +partial, +false);
+}
+
+static endWatchEvents(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchEvents(builder:flatbuffers.Builder, subscription:number, revisionsOffset:flatbuffers.Offset, partial:boolean):flatbuffers.Offset {
+  WatchEvents.startWatchEvents(builder);
+  WatchEvents.addSubscription(builder, subscription);
+  WatchEvents.addRevisions(builder, revisionsOffset);
+  WatchEvents.addPartial(builder, partial);
+  return WatchEvents.endWatchEvents(builder);
+}
+
+unpack(): WatchEventsT {
+  return new WatchEventsT(
+    this.subscription(),
+    this.bb!.createObjList(this.revisions.bind(this), this.revisionsLength()),
+    this.partial()
+  );
+}
+
+
+unpackTo(_o: WatchEventsT): void {
+  _o.subscription = this.subscription();
+  _o.revisions = this.bb!.createObjList(this.revisions.bind(this), this.revisionsLength());
+  _o.partial = this.partial();
+}
+}
+
+export class WatchEventsT {
+constructor(
+  public subscription: number = 0,
+  public revisions: (RevisionBytesT)[] = [],
+  public partial: boolean = false
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const revisions = WatchEvents.createRevisionsVector(builder, builder.createObjectOffsetList(this.revisions));
+
+  return WatchEvents.createWatchEvents(builder,
+    this.subscription,
+    revisions,
+    this.partial
+  );
+}
+}
+
+export class RevisionBytes {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):RevisionBytes {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsRevisionBytes(bb:flatbuffers.ByteBuffer, obj?:RevisionBytes):RevisionBytes {
+  return (obj || new RevisionBytes()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsRevisionBytes(bb:flatbuffers.ByteBuffer, obj?:RevisionBytes):RevisionBytes {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new RevisionBytes()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+changes(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+changesLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+changesArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startRevisionBytes(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addChanges(builder:flatbuffers.Builder, changesOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, changesOffset, 0);
+}
+
+static createChangesVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startChangesVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endRevisionBytes(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createRevisionBytes(builder:flatbuffers.Builder, changesOffset:flatbuffers.Offset):flatbuffers.Offset {
+  RevisionBytes.startRevisionBytes(builder);
+  RevisionBytes.addChanges(builder, changesOffset);
+  return RevisionBytes.endRevisionBytes(builder);
+}
+
+unpack(): RevisionBytesT {
+  return new RevisionBytesT(
+    this.bb!.createScalarList(this.changes.bind(this), this.changesLength())
+  );
+}
+
+
+unpackTo(_o: RevisionBytesT): void {
+  _o.changes = this.bb!.createScalarList(this.changes.bind(this), this.changesLength());
+}
+}
+
+export class RevisionBytesT {
+constructor(
+  public changes: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const changes = RevisionBytes.createChangesVector(builder, this.changes);
+
+  return RevisionBytes.createRevisionBytes(builder,
+    changes
+  );
+}
+}
+
+/**
+ * Part of the initial state of a list subscription: one query answer (a page of tasks, the cron jobs, ...) read
+ * on the list revision, as the query would return it; the client treats every record in it as present.
+ */
+export class WatchState {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchState {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchState(bb:flatbuffers.ByteBuffer, obj?:WatchState):WatchState {
+  return (obj || new WatchState()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchState(bb:flatbuffers.ByteBuffer, obj?:WatchState):WatchState {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchState()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+response(index: number):number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint8(this.bb!.__vector(this.bb_pos + offset) + index) : 0;
+}
+
+responseLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+responseArray():Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
+}
+
+static startWatchState(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addResponse(builder:flatbuffers.Builder, responseOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, responseOffset, 0);
+}
+
+static createResponseVector(builder:flatbuffers.Builder, data:number[]|Uint8Array):flatbuffers.Offset {
+  builder.startVector(1, data.length, 1);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addInt8(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startResponseVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(1, numElems, 1);
+}
+
+static endWatchState(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchState(builder:flatbuffers.Builder, subscription:number, responseOffset:flatbuffers.Offset):flatbuffers.Offset {
+  WatchState.startWatchState(builder);
+  WatchState.addSubscription(builder, subscription);
+  WatchState.addResponse(builder, responseOffset);
+  return WatchState.endWatchState(builder);
+}
+
+unpack(): WatchStateT {
+  return new WatchStateT(
+    this.subscription(),
+    this.bb!.createScalarList(this.response.bind(this), this.responseLength())
+  );
+}
+
+
+unpackTo(_o: WatchStateT): void {
+  _o.subscription = this.subscription();
+  _o.response = this.bb!.createScalarList(this.response.bind(this), this.responseLength());
+}
+}
+
+export class WatchStateT {
+constructor(
+  public subscription: number = 0,
+  public response: (number)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const response = WatchState.createResponseVector(builder, this.response);
+
+  return WatchState.createWatchState(builder,
+    this.subscription,
+    response
+  );
+}
+}
+
+/**
+ * The end of the initial state of a list subscription: it was the state at `revision`.
+ */
+export class WatchStateEnd {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchStateEnd {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchStateEnd(bb:flatbuffers.ByteBuffer, obj?:WatchStateEnd):WatchStateEnd {
+  return (obj || new WatchStateEnd()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchStateEnd(bb:flatbuffers.ByteBuffer, obj?:WatchStateEnd):WatchStateEnd {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchStateEnd()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startWatchStateEnd(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(1, revision, BigInt('0'));
+}
+
+static endWatchStateEnd(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchStateEnd(builder:flatbuffers.Builder, subscription:number, revision:bigint):flatbuffers.Offset {
+  WatchStateEnd.startWatchStateEnd(builder);
+  WatchStateEnd.addSubscription(builder, subscription);
+  WatchStateEnd.addRevision(builder, revision);
+  return WatchStateEnd.endWatchStateEnd(builder);
+}
+
+unpack(): WatchStateEndT {
+  return new WatchStateEndT(
+    this.subscription(),
+    this.revision()
+  );
+}
+
+
+unpackTo(_o: WatchStateEndT): void {
+  _o.subscription = this.subscription();
+  _o.revision = this.revision();
+}
+}
+
+export class WatchStateEndT {
+constructor(
+  public subscription: number = 0,
+  public revision: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return WatchStateEnd.createWatchStateEnd(builder,
+    this.subscription,
+    this.revision
+  );
+}
+}
+
+/**
+ * Nothing that matches the filter changed up to `revision`: resume after it.
+ */
+export class WatchProgress {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchProgress {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchProgress(bb:flatbuffers.ByteBuffer, obj?:WatchProgress):WatchProgress {
+  return (obj || new WatchProgress()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchProgress(bb:flatbuffers.ByteBuffer, obj?:WatchProgress):WatchProgress {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchProgress()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startWatchProgress(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(1, revision, BigInt('0'));
+}
+
+static endWatchProgress(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchProgress(builder:flatbuffers.Builder, subscription:number, revision:bigint):flatbuffers.Offset {
+  WatchProgress.startWatchProgress(builder);
+  WatchProgress.addSubscription(builder, subscription);
+  WatchProgress.addRevision(builder, revision);
+  return WatchProgress.endWatchProgress(builder);
+}
+
+unpack(): WatchProgressT {
+  return new WatchProgressT(
+    this.subscription(),
+    this.revision()
+  );
+}
+
+
+unpackTo(_o: WatchProgressT): void {
+  _o.subscription = this.subscription();
+  _o.revision = this.revision();
+}
+}
+
+export class WatchProgressT {
+constructor(
+  public subscription: number = 0,
+  public revision: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return WatchProgress.createWatchProgress(builder,
+    this.subscription,
+    this.revision
+  );
+}
+}
+
+/**
+ * A subscription ended: cancelled (OK), COMPACTED (error.revision: the oldest revision available; relist),
+ * RESOURCE_EXHAUSTED (a slow consumer; resume after last_revision), UNAVAILABLE (the server is stopping).
+ */
+export class WatchEnded {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchEnded {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchEnded(bb:flatbuffers.ByteBuffer, obj?:WatchEnded):WatchEnded {
+  return (obj || new WatchEnded()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchEnded(bb:flatbuffers.ByteBuffer, obj?:WatchEnded):WatchEnded {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchEnded()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+error(obj?:Error):Error|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? (obj || new Error()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+lastRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startWatchEnded(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static addError(builder:flatbuffers.Builder, errorOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, errorOffset, 0);
+}
+
+static addLastRevision(builder:flatbuffers.Builder, lastRevision:bigint) {
+  builder.addFieldInt64(2, lastRevision, BigInt('0'));
+}
+
+static endWatchEnded(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+
+unpack(): WatchEndedT {
+  return new WatchEndedT(
+    this.subscription(),
+    (this.error() !== null ? this.error()!.unpack() : null),
+    this.lastRevision()
+  );
+}
+
+
+unpackTo(_o: WatchEndedT): void {
+  _o.subscription = this.subscription();
+  _o.error = (this.error() !== null ? this.error()!.unpack() : null);
+  _o.lastRevision = this.lastRevision();
+}
+}
+
+export class WatchEndedT {
+constructor(
+  public subscription: number = 0,
+  public error: ErrorT|null = null,
+  public lastRevision: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const error = (this.error !== null ? this.error!.pack(builder) : 0);
+
+  WatchEnded.startWatchEnded(builder);
+  WatchEnded.addSubscription(builder, this.subscription);
+  WatchEnded.addError(builder, error);
+  WatchEnded.addLastRevision(builder, this.lastRevision);
+
+  return WatchEnded.endWatchEnded(builder);
+}
+}
+
+export class WatchCancel {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchCancel {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchCancel(bb:flatbuffers.ByteBuffer, obj?:WatchCancel):WatchCancel {
+  return (obj || new WatchCancel()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchCancel(bb:flatbuffers.ByteBuffer, obj?:WatchCancel):WatchCancel {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchCancel()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startWatchCancel(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static endWatchCancel(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchCancel(builder:flatbuffers.Builder, subscription:number):flatbuffers.Offset {
+  WatchCancel.startWatchCancel(builder);
+  WatchCancel.addSubscription(builder, subscription);
+  return WatchCancel.endWatchCancel(builder);
+}
+
+unpack(): WatchCancelT {
+  return new WatchCancelT(
+    this.subscription()
+  );
+}
+
+
+unpackTo(_o: WatchCancelT): void {
+  _o.subscription = this.subscription();
+}
+}
+
+export class WatchCancelT {
+constructor(
+  public subscription: number = 0
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return WatchCancel.createWatchCancel(builder,
+    this.subscription
+  );
+}
+}
+
+/**
+ * Ask for a WatchProgress now (an on-demand bookmark).
+ */
+export class WatchProgressRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):WatchProgressRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsWatchProgressRequest(bb:flatbuffers.ByteBuffer, obj?:WatchProgressRequest):WatchProgressRequest {
+  return (obj || new WatchProgressRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsWatchProgressRequest(bb:flatbuffers.ByteBuffer, obj?:WatchProgressRequest):WatchProgressRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new WatchProgressRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+subscription():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+static startWatchProgressRequest(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addSubscription(builder:flatbuffers.Builder, subscription:number) {
+  builder.addFieldInt32(0, subscription, 0);
+}
+
+static endWatchProgressRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createWatchProgressRequest(builder:flatbuffers.Builder, subscription:number):flatbuffers.Offset {
+  WatchProgressRequest.startWatchProgressRequest(builder);
+  WatchProgressRequest.addSubscription(builder, subscription);
+  return WatchProgressRequest.endWatchProgressRequest(builder);
+}
+
+unpack(): WatchProgressRequestT {
+  return new WatchProgressRequestT(
+    this.subscription()
+  );
+}
+
+
+unpackTo(_o: WatchProgressRequestT): void {
+  _o.subscription = this.subscription();
+}
+}
+
+export class WatchProgressRequestT {
+constructor(
+  public subscription: number = 0
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return WatchProgressRequest.createWatchProgressRequest(builder,
+    this.subscription
+  );
+}
+}
+
+export class StatusRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):StatusRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsStatusRequest(bb:flatbuffers.ByteBuffer, obj?:StatusRequest):StatusRequest {
+  return (obj || new StatusRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsStatusRequest(bb:flatbuffers.ByteBuffer, obj?:StatusRequest):StatusRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new StatusRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startStatusRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endStatusRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createStatusRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  StatusRequest.startStatusRequest(builder);
+  return StatusRequest.endStatusRequest(builder);
+}
+
+unpack(): StatusRequestT {
+  return new StatusRequestT();
+}
+
+
+unpackTo(_o: StatusRequestT): void {}
+}
+
+export class StatusRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return StatusRequest.createStatusRequest(builder);
+}
+}
+
+export class StatusResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):StatusResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsStatusResponse(bb:flatbuffers.ByteBuffer, obj?:StatusResponse):StatusResponse {
+  return (obj || new StatusResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsStatusResponse(bb:flatbuffers.ByteBuffer, obj?:StatusResponse):StatusResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new StatusResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+term():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+tasks():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+configs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+serverVersion():string|null
+serverVersion(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+serverVersion(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 12);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+uptimeMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 14);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+websocket():string|null
+websocket(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+websocket(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 16);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+oldestWatchRevision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+connections():number {
+  const offset = this.bb!.__offset(this.bb_pos, 20);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+subscriptions():number {
+  const offset = this.bb!.__offset(this.bb_pos, 22);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+staged():string|null
+staged(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+staged(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 24);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startStatusResponse(builder:flatbuffers.Builder) {
+  builder.startObject(11);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(0, revision, BigInt('0'));
+}
+
+static addTerm(builder:flatbuffers.Builder, term:bigint) {
+  builder.addFieldInt64(1, term, BigInt('0'));
+}
+
+static addTasks(builder:flatbuffers.Builder, tasks:bigint) {
+  builder.addFieldInt64(2, tasks, BigInt('0'));
+}
+
+static addConfigs(builder:flatbuffers.Builder, configs:bigint) {
+  builder.addFieldInt64(3, configs, BigInt('0'));
+}
+
+static addServerVersion(builder:flatbuffers.Builder, serverVersionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(4, serverVersionOffset, 0);
+}
+
+static addUptimeMs(builder:flatbuffers.Builder, uptimeMs:bigint) {
+  builder.addFieldInt64(5, uptimeMs, BigInt('0'));
+}
+
+static addWebsocket(builder:flatbuffers.Builder, websocketOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(6, websocketOffset, 0);
+}
+
+static addOldestWatchRevision(builder:flatbuffers.Builder, oldestWatchRevision:bigint) {
+  builder.addFieldInt64(7, oldestWatchRevision, BigInt('0'));
+}
+
+static addConnections(builder:flatbuffers.Builder, connections:number) {
+  builder.addFieldInt32(8, connections, 0);
+}
+
+static addSubscriptions(builder:flatbuffers.Builder, subscriptions:number) {
+  builder.addFieldInt32(9, subscriptions, 0);
+}
+
+static addStaged(builder:flatbuffers.Builder, stagedOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(10, stagedOffset, 0);
+}
+
+static endStatusResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createStatusResponse(builder:flatbuffers.Builder, revision:bigint, term:bigint, tasks:bigint, configs:bigint, serverVersionOffset:flatbuffers.Offset, uptimeMs:bigint, websocketOffset:flatbuffers.Offset, oldestWatchRevision:bigint, connections:number, subscriptions:number, stagedOffset:flatbuffers.Offset):flatbuffers.Offset {
+  StatusResponse.startStatusResponse(builder);
+  StatusResponse.addRevision(builder, revision);
+  StatusResponse.addTerm(builder, term);
+  StatusResponse.addTasks(builder, tasks);
+  StatusResponse.addConfigs(builder, configs);
+  StatusResponse.addServerVersion(builder, serverVersionOffset);
+  StatusResponse.addUptimeMs(builder, uptimeMs);
+  StatusResponse.addWebsocket(builder, websocketOffset);
+  StatusResponse.addOldestWatchRevision(builder, oldestWatchRevision);
+  StatusResponse.addConnections(builder, connections);
+  StatusResponse.addSubscriptions(builder, subscriptions);
+  StatusResponse.addStaged(builder, stagedOffset);
+  return StatusResponse.endStatusResponse(builder);
+}
+
+unpack(): StatusResponseT {
+  return new StatusResponseT(
+    this.revision(),
+    this.term(),
+    this.tasks(),
+    this.configs(),
+    this.serverVersion(),
+    this.uptimeMs(),
+    this.websocket(),
+    this.oldestWatchRevision(),
+    this.connections(),
+    this.subscriptions(),
+    this.staged()
+  );
+}
+
+
+unpackTo(_o: StatusResponseT): void {
+  _o.revision = this.revision();
+  _o.term = this.term();
+  _o.tasks = this.tasks();
+  _o.configs = this.configs();
+  _o.serverVersion = this.serverVersion();
+  _o.uptimeMs = this.uptimeMs();
+  _o.websocket = this.websocket();
+  _o.oldestWatchRevision = this.oldestWatchRevision();
+  _o.connections = this.connections();
+  _o.subscriptions = this.subscriptions();
+  _o.staged = this.staged();
+}
+}
+
+export class StatusResponseT {
+constructor(
+  public revision: bigint = BigInt('0'),
+  public term: bigint = BigInt('0'),
+  public tasks: bigint = BigInt('0'),
+  public configs: bigint = BigInt('0'),
+  public serverVersion: string|Uint8Array|null = null,
+  public uptimeMs: bigint = BigInt('0'),
+  public websocket: string|Uint8Array|null = null,
+  public oldestWatchRevision: bigint = BigInt('0'),
+  public connections: number = 0,
+  public subscriptions: number = 0,
+  public staged: string|Uint8Array|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const serverVersion = (this.serverVersion !== null ? builder.createString(this.serverVersion!) : 0);
+  const websocket = (this.websocket !== null ? builder.createString(this.websocket!) : 0);
+  const staged = (this.staged !== null ? builder.createString(this.staged!) : 0);
+
+  return StatusResponse.createStatusResponse(builder,
+    this.revision,
+    this.term,
+    this.tasks,
+    this.configs,
+    serverVersion,
+    this.uptimeMs,
+    websocket,
+    this.oldestWatchRevision,
+    this.connections,
+    this.subscriptions,
+    staged
+  );
+}
+}
+
+/**
+ * Admin only: take a snapshot / a backup now.
+ */
+export class SnapshotRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):SnapshotRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsSnapshotRequest(bb:flatbuffers.ByteBuffer, obj?:SnapshotRequest):SnapshotRequest {
+  return (obj || new SnapshotRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsSnapshotRequest(bb:flatbuffers.ByteBuffer, obj?:SnapshotRequest):SnapshotRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new SnapshotRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startSnapshotRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endSnapshotRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createSnapshotRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  SnapshotRequest.startSnapshotRequest(builder);
+  return SnapshotRequest.endSnapshotRequest(builder);
+}
+
+unpack(): SnapshotRequestT {
+  return new SnapshotRequestT();
+}
+
+
+unpackTo(_o: SnapshotRequestT): void {}
+}
+
+export class SnapshotRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return SnapshotRequest.createSnapshotRequest(builder);
+}
+}
+
+export class BackupRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupRequest(bb:flatbuffers.ByteBuffer, obj?:BackupRequest):BackupRequest {
+  return (obj || new BackupRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupRequest(bb:flatbuffers.ByteBuffer, obj?:BackupRequest):BackupRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startBackupRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endBackupRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  BackupRequest.startBackupRequest(builder);
+  return BackupRequest.endBackupRequest(builder);
+}
+
+unpack(): BackupRequestT {
+  return new BackupRequestT();
+}
+
+
+unpackTo(_o: BackupRequestT): void {}
+}
+
+export class BackupRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return BackupRequest.createBackupRequest(builder);
+}
+}
+
+export class FileResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):FileResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsFileResponse(bb:flatbuffers.ByteBuffer, obj?:FileResponse):FileResponse {
+  return (obj || new FileResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsFileResponse(bb:flatbuffers.ByteBuffer, obj?:FileResponse):FileResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new FileResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+path():string|null
+path(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+path(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+bytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+tasks():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startFileResponse(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addPath(builder:flatbuffers.Builder, pathOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, pathOffset, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(1, revision, BigInt('0'));
+}
+
+static addBytes(builder:flatbuffers.Builder, bytes:bigint) {
+  builder.addFieldInt64(2, bytes, BigInt('0'));
+}
+
+static addTasks(builder:flatbuffers.Builder, tasks:bigint) {
+  builder.addFieldInt64(3, tasks, BigInt('0'));
+}
+
+static endFileResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createFileResponse(builder:flatbuffers.Builder, pathOffset:flatbuffers.Offset, revision:bigint, bytes:bigint, tasks:bigint):flatbuffers.Offset {
+  FileResponse.startFileResponse(builder);
+  FileResponse.addPath(builder, pathOffset);
+  FileResponse.addRevision(builder, revision);
+  FileResponse.addBytes(builder, bytes);
+  FileResponse.addTasks(builder, tasks);
+  return FileResponse.endFileResponse(builder);
+}
+
+unpack(): FileResponseT {
+  return new FileResponseT(
+    this.path(),
+    this.revision(),
+    this.bytes(),
+    this.tasks()
+  );
+}
+
+
+unpackTo(_o: FileResponseT): void {
+  _o.path = this.path();
+  _o.revision = this.revision();
+  _o.bytes = this.bytes();
+  _o.tasks = this.tasks();
+}
+}
+
+export class FileResponseT {
+constructor(
+  public path: string|Uint8Array|null = null,
+  public revision: bigint = BigInt('0'),
+  public bytes: bigint = BigInt('0'),
+  public tasks: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const path = (this.path !== null ? builder.createString(this.path!) : 0);
+
+  return FileResponse.createFileResponse(builder,
+    path,
+    this.revision,
+    this.bytes,
+    this.tasks
+  );
+}
+}
+
+export class BackupListRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupListRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupListRequest(bb:flatbuffers.ByteBuffer, obj?:BackupListRequest):BackupListRequest {
+  return (obj || new BackupListRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupListRequest(bb:flatbuffers.ByteBuffer, obj?:BackupListRequest):BackupListRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupListRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startBackupListRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endBackupListRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupListRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  BackupListRequest.startBackupListRequest(builder);
+  return BackupListRequest.endBackupListRequest(builder);
+}
+
+unpack(): BackupListRequestT {
+  return new BackupListRequestT();
+}
+
+
+unpackTo(_o: BackupListRequestT): void {}
+}
+
+export class BackupListRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return BackupListRequest.createBackupListRequest(builder);
+}
+}
+
+export class BackupInfo {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupInfo {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupInfo(bb:flatbuffers.ByteBuffer, obj?:BackupInfo):BackupInfo {
+  return (obj || new BackupInfo()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupInfo(bb:flatbuffers.ByteBuffer, obj?:BackupInfo):BackupInfo {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupInfo()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+bytes():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+createdMs():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startBackupInfo(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addBytes(builder:flatbuffers.Builder, bytes:bigint) {
+  builder.addFieldInt64(1, bytes, BigInt('0'));
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(2, revision, BigInt('0'));
+}
+
+static addCreatedMs(builder:flatbuffers.Builder, createdMs:bigint) {
+  builder.addFieldInt64(3, createdMs, BigInt('0'));
+}
+
+static endBackupInfo(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupInfo(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, bytes:bigint, revision:bigint, createdMs:bigint):flatbuffers.Offset {
+  BackupInfo.startBackupInfo(builder);
+  BackupInfo.addName(builder, nameOffset);
+  BackupInfo.addBytes(builder, bytes);
+  BackupInfo.addRevision(builder, revision);
+  BackupInfo.addCreatedMs(builder, createdMs);
+  return BackupInfo.endBackupInfo(builder);
+}
+
+unpack(): BackupInfoT {
+  return new BackupInfoT(
+    this.name(),
+    this.bytes(),
+    this.revision(),
+    this.createdMs()
+  );
+}
+
+
+unpackTo(_o: BackupInfoT): void {
+  _o.name = this.name();
+  _o.bytes = this.bytes();
+  _o.revision = this.revision();
+  _o.createdMs = this.createdMs();
+}
+}
+
+export class BackupInfoT {
+constructor(
+  public name: string|Uint8Array|null = null,
+  public bytes: bigint = BigInt('0'),
+  public revision: bigint = BigInt('0'),
+  public createdMs: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const name = (this.name !== null ? builder.createString(this.name!) : 0);
+
+  return BackupInfo.createBackupInfo(builder,
+    name,
+    this.bytes,
+    this.revision,
+    this.createdMs
+  );
+}
+}
+
+export class BackupListResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupListResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupListResponse(bb:flatbuffers.ByteBuffer, obj?:BackupListResponse):BackupListResponse {
+  return (obj || new BackupListResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupListResponse(bb:flatbuffers.ByteBuffer, obj?:BackupListResponse):BackupListResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupListResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+backups(index: number, obj?:BackupInfo):BackupInfo|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? (obj || new BackupInfo()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+backupsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
+static startBackupListResponse(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addBackups(builder:flatbuffers.Builder, backupsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, backupsOffset, 0);
+}
+
+static createBackupsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startBackupsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
+static endBackupListResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupListResponse(builder:flatbuffers.Builder, backupsOffset:flatbuffers.Offset):flatbuffers.Offset {
+  BackupListResponse.startBackupListResponse(builder);
+  BackupListResponse.addBackups(builder, backupsOffset);
+  return BackupListResponse.endBackupListResponse(builder);
+}
+
+unpack(): BackupListResponseT {
+  return new BackupListResponseT(
+    this.bb!.createObjList(this.backups.bind(this), this.backupsLength())
+  );
+}
+
+
+unpackTo(_o: BackupListResponseT): void {
+  _o.backups = this.bb!.createObjList(this.backups.bind(this), this.backupsLength());
+}
+}
+
+export class BackupListResponseT {
+constructor(
+  public backups: (BackupInfoT)[] = []
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const backups = BackupListResponse.createBackupsVector(builder, builder.createObjectOffsetList(this.backups));
+
+  return BackupListResponse.createBackupListResponse(builder,
+    backups
+  );
+}
+}
+
+/**
+ * Staged recovery (Aurora's): stage a backup, query it (QueryRequestMessage.staged), commit it or unload it.
+ */
+export class BackupStageRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupStageRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupStageRequest(bb:flatbuffers.ByteBuffer, obj?:BackupStageRequest):BackupStageRequest {
+  return (obj || new BackupStageRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupStageRequest(bb:flatbuffers.ByteBuffer, obj?:BackupStageRequest):BackupStageRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupStageRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startBackupStageRequest(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static endBackupStageRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupStageRequest(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset):flatbuffers.Offset {
+  BackupStageRequest.startBackupStageRequest(builder);
+  BackupStageRequest.addName(builder, nameOffset);
+  return BackupStageRequest.endBackupStageRequest(builder);
+}
+
+unpack(): BackupStageRequestT {
+  return new BackupStageRequestT(
+    this.name()
+  );
+}
+
+
+unpackTo(_o: BackupStageRequestT): void {
+  _o.name = this.name();
+}
+}
+
+export class BackupStageRequestT {
+constructor(
+  public name: string|Uint8Array|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const name = (this.name !== null ? builder.createString(this.name!) : 0);
+
+  return BackupStageRequest.createBackupStageRequest(builder,
+    name
+  );
+}
+}
+
+export class BackupStageResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupStageResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupStageResponse(bb:flatbuffers.ByteBuffer, obj?:BackupStageResponse):BackupStageResponse {
+  return (obj || new BackupStageResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupStageResponse(bb:flatbuffers.ByteBuffer, obj?:BackupStageResponse):BackupStageResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupStageResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+name():string|null
+name(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+name(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+tasks():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+static startBackupStageResponse(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addName(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, nameOffset, 0);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(1, revision, BigInt('0'));
+}
+
+static addTasks(builder:flatbuffers.Builder, tasks:bigint) {
+  builder.addFieldInt64(2, tasks, BigInt('0'));
+}
+
+static endBackupStageResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupStageResponse(builder:flatbuffers.Builder, nameOffset:flatbuffers.Offset, revision:bigint, tasks:bigint):flatbuffers.Offset {
+  BackupStageResponse.startBackupStageResponse(builder);
+  BackupStageResponse.addName(builder, nameOffset);
+  BackupStageResponse.addRevision(builder, revision);
+  BackupStageResponse.addTasks(builder, tasks);
+  return BackupStageResponse.endBackupStageResponse(builder);
+}
+
+unpack(): BackupStageResponseT {
+  return new BackupStageResponseT(
+    this.name(),
+    this.revision(),
+    this.tasks()
+  );
+}
+
+
+unpackTo(_o: BackupStageResponseT): void {
+  _o.name = this.name();
+  _o.revision = this.revision();
+  _o.tasks = this.tasks();
+}
+}
+
+export class BackupStageResponseT {
+constructor(
+  public name: string|Uint8Array|null = null,
+  public revision: bigint = BigInt('0'),
+  public tasks: bigint = BigInt('0')
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const name = (this.name !== null ? builder.createString(this.name!) : 0);
+
+  return BackupStageResponse.createBackupStageResponse(builder,
+    name,
+    this.revision,
+    this.tasks
+  );
+}
+}
+
+export class BackupCommitRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupCommitRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupCommitRequest(bb:flatbuffers.ByteBuffer, obj?:BackupCommitRequest):BackupCommitRequest {
+  return (obj || new BackupCommitRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupCommitRequest(bb:flatbuffers.ByteBuffer, obj?:BackupCommitRequest):BackupCommitRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupCommitRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startBackupCommitRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endBackupCommitRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupCommitRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  BackupCommitRequest.startBackupCommitRequest(builder);
+  return BackupCommitRequest.endBackupCommitRequest(builder);
+}
+
+unpack(): BackupCommitRequestT {
+  return new BackupCommitRequestT();
+}
+
+
+unpackTo(_o: BackupCommitRequestT): void {}
+}
+
+export class BackupCommitRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return BackupCommitRequest.createBackupCommitRequest(builder);
+}
+}
+
+export class BackupCommitResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupCommitResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupCommitResponse(bb:flatbuffers.ByteBuffer, obj?:BackupCommitResponse):BackupCommitResponse {
+  return (obj || new BackupCommitResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupCommitResponse(bb:flatbuffers.ByteBuffer, obj?:BackupCommitResponse):BackupCommitResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupCommitResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+revision():bigint {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readInt64(this.bb_pos + offset) : BigInt('0');
+}
+
+file():string|null
+file(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+file(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+static startBackupCommitResponse(builder:flatbuffers.Builder) {
+  builder.startObject(2);
+}
+
+static addRevision(builder:flatbuffers.Builder, revision:bigint) {
+  builder.addFieldInt64(0, revision, BigInt('0'));
+}
+
+static addFile(builder:flatbuffers.Builder, fileOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(1, fileOffset, 0);
+}
+
+static endBackupCommitResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupCommitResponse(builder:flatbuffers.Builder, revision:bigint, fileOffset:flatbuffers.Offset):flatbuffers.Offset {
+  BackupCommitResponse.startBackupCommitResponse(builder);
+  BackupCommitResponse.addRevision(builder, revision);
+  BackupCommitResponse.addFile(builder, fileOffset);
+  return BackupCommitResponse.endBackupCommitResponse(builder);
+}
+
+unpack(): BackupCommitResponseT {
+  return new BackupCommitResponseT(
+    this.revision(),
+    this.file()
+  );
+}
+
+
+unpackTo(_o: BackupCommitResponseT): void {
+  _o.revision = this.revision();
+  _o.file = this.file();
+}
+}
+
+export class BackupCommitResponseT {
+constructor(
+  public revision: bigint = BigInt('0'),
+  public file: string|Uint8Array|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const file = (this.file !== null ? builder.createString(this.file!) : 0);
+
+  return BackupCommitResponse.createBackupCommitResponse(builder,
+    this.revision,
+    file
+  );
+}
+}
+
+export class BackupUnloadRequest {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):BackupUnloadRequest {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsBackupUnloadRequest(bb:flatbuffers.ByteBuffer, obj?:BackupUnloadRequest):BackupUnloadRequest {
+  return (obj || new BackupUnloadRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsBackupUnloadRequest(bb:flatbuffers.ByteBuffer, obj?:BackupUnloadRequest):BackupUnloadRequest {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new BackupUnloadRequest()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startBackupUnloadRequest(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endBackupUnloadRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createBackupUnloadRequest(builder:flatbuffers.Builder):flatbuffers.Offset {
+  BackupUnloadRequest.startBackupUnloadRequest(builder);
+  return BackupUnloadRequest.endBackupUnloadRequest(builder);
+}
+
+unpack(): BackupUnloadRequestT {
+  return new BackupUnloadRequestT();
+}
+
+
+unpackTo(_o: BackupUnloadRequestT): void {}
+}
+
+export class BackupUnloadRequestT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return BackupUnloadRequest.createBackupUnloadRequest(builder);
+}
+}
+
+export class OkResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):OkResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsOkResponse(bb:flatbuffers.ByteBuffer, obj?:OkResponse):OkResponse {
+  return (obj || new OkResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsOkResponse(bb:flatbuffers.ByteBuffer, obj?:OkResponse):OkResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new OkResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static startOkResponse(builder:flatbuffers.Builder) {
+  builder.startObject(0);
+}
+
+static endOkResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createOkResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  OkResponse.startOkResponse(builder);
+  return OkResponse.endOkResponse(builder);
+}
+
+unpack(): OkResponseT {
+  return new OkResponseT();
+}
+
+
+unpackTo(_o: OkResponseT): void {}
+}
+
+export class OkResponseT {
+constructor(){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  return OkResponse.createOkResponse(builder);
+}
+}
+
+/**
+ * A request that failed as a whole (its request id); also sent with id 0 before a close for a bad frame.
+ */
+export class ErrorResponse {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):ErrorResponse {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsErrorResponse(bb:flatbuffers.ByteBuffer, obj?:ErrorResponse):ErrorResponse {
+  return (obj || new ErrorResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsErrorResponse(bb:flatbuffers.ByteBuffer, obj?:ErrorResponse):ErrorResponse {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new ErrorResponse()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+error(obj?:Error):Error|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? (obj || new Error()).__init(this.bb!.__indirect(this.bb_pos + offset), this.bb!) : null;
+}
+
+static startErrorResponse(builder:flatbuffers.Builder) {
+  builder.startObject(1);
+}
+
+static addError(builder:flatbuffers.Builder, errorOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, errorOffset, 0);
+}
+
+static endErrorResponse(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createErrorResponse(builder:flatbuffers.Builder, errorOffset:flatbuffers.Offset):flatbuffers.Offset {
+  ErrorResponse.startErrorResponse(builder);
+  ErrorResponse.addError(builder, errorOffset);
+  return ErrorResponse.endErrorResponse(builder);
+}
+
+unpack(): ErrorResponseT {
+  return new ErrorResponseT(
+    (this.error() !== null ? this.error()!.unpack() : null)
+  );
+}
+
+
+unpackTo(_o: ErrorResponseT): void {
+  _o.error = (this.error() !== null ? this.error()!.unpack() : null);
+}
+}
+
+export class ErrorResponseT {
+constructor(
+  public error: ErrorT|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const error = (this.error !== null ? this.error!.pack(builder) : 0);
+
+  return ErrorResponse.createErrorResponse(builder,
+    error
+  );
+}
+}
+
+/**
+ * One WebSocket binary frame. id: chosen by the client for a request, echoed in its response; 0 in server pushes.
+ */
+export class Envelope {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Envelope {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsEnvelope(bb:flatbuffers.ByteBuffer, obj?:Envelope):Envelope {
+  return (obj || new Envelope()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsEnvelope(bb:flatbuffers.ByteBuffer, obj?:Envelope):Envelope {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Envelope()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+id():number {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.readUint32(this.bb_pos + offset) : 0;
+}
+
+bodyType():Body {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readUint8(this.bb_pos + offset) : Body.NONE;
+}
+
+body<T extends flatbuffers.Table>(obj:any):any|null {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.__union(obj, this.bb_pos + offset) : null;
+}
+
+static startEnvelope(builder:flatbuffers.Builder) {
+  builder.startObject(3);
+}
+
+static addId(builder:flatbuffers.Builder, id:number) {
+  builder.addFieldInt32(0, id, 0);
+}
+
+static addBodyType(builder:flatbuffers.Builder, bodyType:Body) {
+  builder.addFieldInt8(1, bodyType, Body.NONE);
+}
+
+static addBody(builder:flatbuffers.Builder, bodyOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(2, bodyOffset, 0);
+}
+
+static endEnvelope(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createEnvelope(builder:flatbuffers.Builder, id:number, bodyType:Body, bodyOffset:flatbuffers.Offset):flatbuffers.Offset {
+  Envelope.startEnvelope(builder);
+  Envelope.addId(builder, id);
+  Envelope.addBodyType(builder, bodyType);
+  Envelope.addBody(builder, bodyOffset);
+  return Envelope.endEnvelope(builder);
+}
+
+unpack(): EnvelopeT {
+  return new EnvelopeT(
+    this.id(),
+    this.bodyType(),
+    (() => {
+      let temp = unionToBody(this.bodyType(), this.body.bind(this));
+      if(temp === null) { return null; }
+      return temp.unpack()
+  })()
+  );
+}
+
+
+unpackTo(_o: EnvelopeT): void {
+  _o.id = this.id();
+  _o.bodyType = this.bodyType();
+  _o.body = (() => {
+      let temp = unionToBody(this.bodyType(), this.body.bind(this));
+      if(temp === null) { return null; }
+      return temp.unpack()
+  })();
+}
+}
+
+export class EnvelopeT {
+constructor(
+  public id: number = 0,
+  public bodyType: Body = Body.NONE,
+  public body: BackupCommitRequestT|BackupCommitResponseT|BackupListRequestT|BackupListResponseT|BackupRequestT|BackupStageRequestT|BackupStageResponseT|BackupUnloadRequestT|CommitRequestT|CommitResponseT|ErrorResponseT|FileResponseT|HelloResponseT|HelloT|OkResponseT|QueryRequestMessageT|QueryResponseMessageT|SnapshotRequestT|StatusRequestT|StatusResponseT|WatchCancelT|WatchEndedT|WatchEventsT|WatchProgressRequestT|WatchProgressT|WatchRequestT|WatchResponseT|WatchStateEndT|WatchStateT|null = null
+){}
+
+
+pack(builder:flatbuffers.Builder): flatbuffers.Offset {
+  const body = builder.createObjectOffset(this.body);
+
+  return Envelope.createEnvelope(builder,
+    this.id,
+    this.bodyType,
+    body
   );
 }
 }

@@ -1,58 +1,76 @@
 #!/usr/bin/env node
 /**
  * stratad: what `npm start` runs. Owner: the main thread.
- * Opens the engine on the data directory (recovery: newest snapshot + log replay), prints its state as one JSON
- * line, answers SIGINT/SIGTERM by closing cleanly (the group in flight is finished and synced), and stays up.
- * The network face (WebSockets, HTTP admin) and configuration files arrive with the network issue; see README.md.
- * Exit codes: daemon/exit-codes.ts.
+ * Reads the configuration (daemon/config.ts), binds the port (HTTP /healthz at once, /readyz once recovered),
+ * opens the engine on the data directory (newest snapshot + log replay), then serves WebSocket clients on /v1.
+ * Prints one JSON line when listening and one when ready; SIGINT/SIGTERM stop it cleanly (connections closed
+ * with 1001, the group in flight finished and synced, the data directory unlocked), exit 0.
+ * Exit codes: daemon/exit-codes.ts (docs/operations.md).
  */
-import { resolve } from 'node:path';
 import { LockedError } from '../core/lock.js';
-import { Engine, EngineError } from './engine.js';
+import { ConfigError, describeConfig, loadConfig, usage } from './config.js';
+import { Daemon } from './daemon.js';
+import { EngineError } from './engine.js';
 import { exitCodeFor, exitLocked, exitUsage } from './exit-codes.js';
+import { UwsFallbackError } from './uws.js';
+
+function line(fields: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`);
+}
 
 function fail(message: string, code: number): never {
-  process.stderr.write(`${JSON.stringify({ msg: 'stratad failed', error: message, exitCode: code })}\n`);
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'stratad failed', error: message, exitCode: code })}\n`);
   process.exit(code);
 }
 
 async function main(): Promise<void> {
-  const readerThreads = process.env.STRATA_READER_THREADS === undefined ? undefined :
-    Number(process.env.STRATA_READER_THREADS);
-  if (readerThreads !== undefined && !(Number.isInteger(readerThreads) && readerThreads >= 1)) {
-    fail('STRATA_READER_THREADS must be a positive integer', exitUsage);
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${usage}\n`);
+    return;
   }
-  const dataDir = resolve(process.env.STRATA_DATA_DIR ?? 'data');
-  let engine: Engine;
+  let config;
   try {
-    engine = await Engine.open({
-      readerThreads, dataDir,
+    config = loadConfig(argv);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`${error.message}\n${usage}`, exitUsage);
+    throw error;
+  }
+  line({ msg: 'stratad starting', pid: process.pid, config: describeConfig(config) });
+  let daemon: Daemon;
+  const started = performance.now();
+  try {
+    daemon = await Daemon.start(config, {
+      onEvent: (event) => line(event),
       // Fail-stop: the writer died (an I/O error of the log, or a bug). Nothing more is acknowledged; exit so
       // that the supervisor restarts us and recovery brings back everything acknowledged.
       onFailure: (error) => fail(String(error?.message ?? error), exitCodeFor((error as EngineError).code ?? 'INTERNAL')),
     });
   } catch (error) {
+    if (error instanceof UwsFallbackError) fail(error.message, exitUsage);
     if (error instanceof LockedError) fail(error.message, exitLocked);
     if (error instanceof EngineError) fail(error.message, exitCodeFor(error.code));
+    if (error instanceof Error && error.message.startsWith('cannot listen')) fail(error.message, exitUsage);
     throw error;
   }
-  const stats = engine.stats();
-  process.stdout.write(`${JSON.stringify({ msg: 'stratad engine running', pid: process.pid, dataDir, ...stats,
-    recovery: engine.recovery, network: 'not yet (issue 5)' })}\n`);
+  const scheme = config.tlsCertFile === '' ? 'ws' : 'wss';
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const stats = daemon.engine!.stats();
+  line({ msg: 'stratad ready', url: `${scheme}://${host}:${daemon.port}/v1`, http: `${scheme === 'ws' ? 'http' : 'https'}://${host}:${daemon.port}`,
+    websocket: daemon.uws.implementation, dataDir: config.dataDir, revision: stats.revision, tasks: stats.taskCount,
+    recovery: daemon.engine!.recovery, startMs: Math.round(performance.now() - started) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write(`${JSON.stringify({ msg: 'stratad stopping', signal })}\n`);
-    engine.close().then(() => process.exit(0), (error: unknown) => {
-      process.stderr.write(`stratad: close failed: ${String(error)}\n`);
-      process.exit(1);
-    });
+    line({ msg: 'stratad stopping', signal });
+    daemon.stop().then(() => {
+      line({ msg: 'stratad stopped' });
+      process.exit(0);
+    }, (error: unknown) => fail(`close failed: ${String(error)}`, 1));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
-  // Keep the event loop alive until a signal: the engine's workers do not hold it open by themselves.
-  setInterval(() => undefined, 1 << 30);
 }
 
 main().catch((error: unknown) => {

@@ -1,0 +1,577 @@
+/**
+ * The network face: uWebSockets.js serving the FlatBuffers protocol on /v1 and HTTP /healthz, /readyz,
+ * /metrics (docs/protocol.md, docs/operations.md). Owner: the main thread.
+ *
+ * Invariants:
+ * - A frame is handled to the end or answered with a typed error: malformed bytes, an unknown body, a text frame,
+ *   a request over a limit or outside the token's scope never throws out of a handler and never closes anyone
+ *   else's connection. Frames over frameBytesMax are closed by uWS (1009) before they reach us.
+ * - Nothing is sent on a closed socket: every asynchronous answer checks the session first.
+ * - Each connection has bounded state: at most requestsInFlightMax answers pending, subscriptionsMax
+ *   subscriptions; its send buffer is bounded by the watch hub (watch.ts) and closed past watch.closeBytes.
+ * - WebSocket upgrades are refused (503) until the engine is ready and after stop() began.
+ */
+import uWS from 'uWebSockets.js';
+import * as flatbuffers from 'flatbuffers';
+import {
+  BackupStageRequest, Body, CommitRequest, ErrorCode, Hello, QueryRequestMessage, Query, QueryResponse,
+  RecordTable, TasksResult, WatchCancel, WatchProgressRequest, WatchRequest, type WatchFilter, ConfigDetail,
+} from '../core/fbs/strata.js';
+import * as engineLimits from '../core/limits.js';
+import { Authenticator, queryDenied, watchDenied, writeScope, type Principal } from './auth.js';
+import type { DaemonConfig } from './config.js';
+import { Engine, EngineError } from './engine.js';
+import type { Metrics } from './metrics.js';
+import * as protocol from './protocol.js';
+import { compileFilter, type Subscription, type WatchHub, type WatchSink } from './watch.js';
+
+/** What the server needs of the daemon around it. */
+export interface ServerHost {
+  engine(): Engine | null;            // null while opening or reopening
+  ready(): boolean;
+  hub: WatchHub;
+  metrics: Metrics | null;
+  version: string;
+  websocket: 'native' | 'fallback';
+  startedMs: number;
+  /** Admin: commit the staged backup (the engine closes and reopens). */
+  commitStaged(): Promise<{ revision: number; file: string }>;
+}
+
+interface Session extends WatchSink {
+  id: number;
+  ws: uWS.WebSocket<SessionData> | null;
+  principal: Principal | null;
+  inFlight: number;
+  subscriptions: Map<number, Subscription>;
+  nextSubscription: number;
+  tokens: number;
+  refilledMs: number;
+  helloTimer: NodeJS.Timeout | null;
+}
+
+interface SessionData { session: Session | null }
+
+/** Close codes (docs/protocol.md). */
+export const closeGoingAway = 1001;
+export const closeVersion = 4400;
+export const closeUnauthenticated = 4401;
+export const closeSlowConsumer = 4408;
+
+const requestNames = Object.fromEntries(Object.entries(Body).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+
+export class Server {
+  private readonly config: DaemonConfig;
+  private readonly host: ServerHost;
+  private readonly auth: Authenticator;
+  private readonly sessions = new Set<Session>();
+  private listenSocket: uWS.us_listen_socket | null = null;
+  private sessionIds = 1;
+  private stopping = false;
+  private listsRunning = 0;
+  private readonly listQueue: (() => void)[] = [];
+  private queriesPending = 0;
+  private commitsPending = 0;
+  port = 0;
+
+  constructor(config: DaemonConfig, host: ServerHost) {
+    this.config = config;
+    this.host = host;
+    this.auth = new Authenticator(config.tokens);
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  queueDepths(): { commits: number; queries: number } {
+    return { commits: this.commitsPending, queries: this.queriesPending };
+  }
+
+  /** Starts listening (HTTP at once; WebSocket upgrades once the host is ready). Resolves with the port. */
+  listen(): Promise<number> {
+    const c = this.config;
+    const app = c.tlsCertFile !== '' ?
+      uWS.SSLApp({ cert_file_name: c.tlsCertFile, key_file_name: c.tlsKeyFile, passphrase: c.tlsPassphrase || undefined }) :
+      uWS.App();
+    app.ws<SessionData>('/v1', {
+      maxPayloadLength: c.limits.frameBytesMax,
+      idleTimeout: c.limits.idleTimeoutS,
+      sendPingsAutomatically: true,
+      // The hub bounds every connection's buffer itself (watch.closeBytes); uWS must never drop a frame silently.
+      maxBackpressure: c.watch.closeBytes + 2 * c.limits.frameBytesMax,
+      closeOnBackpressureLimit: 1,
+      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      open: (ws) => this.open(ws),
+      message: (ws, message, isBinary) => this.message(ws, message, isBinary),
+      // Pumped on the next turn, not inside the callback: a send from within uWS's drain handler leaves the rest
+      // of the socket's buffer unflushed (20.30.0-unofficial: the connection stalls with data queued).
+      drain: (ws) => {
+        const session = ws.getUserData().session;
+        if (session !== null) setImmediate(() => { if (session.ws !== null) this.host.hub.drained(session); });
+      },
+      close: (ws) => this.closed(ws),
+    });
+    app.get('/healthz', (res) => {
+      const healthy = !this.stopping;
+      res.writeStatus(healthy ? '200 OK' : '503 Service Unavailable').end(healthy ? 'ok\n' : 'stopping\n');
+    });
+    app.get('/readyz', (res) => {
+      const ready = this.host.ready() && !this.stopping;
+      res.writeStatus(ready ? '200 OK' : '503 Service Unavailable').end(ready ? 'ready\n' : 'not ready\n');
+    });
+    app.get('/metrics', (res) => {
+      let aborted = false;
+      res.onAborted(() => { aborted = true; });
+      const metrics = this.host.metrics;
+      if (metrics === null) {
+        res.writeStatus('404 Not Found').end('no metrics\n');
+        return;
+      }
+      metrics.text().then((text) => {
+        if (!aborted) res.cork(() => res.writeHeader('Content-Type', metrics.contentType).end(text));
+      }, (error: unknown) => {
+        if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end(String(error)));
+      });
+    });
+    app.any('/*', (res) => {
+      res.writeStatus('404 Not Found').end('strata: WebSocket on /v1; HTTP /healthz /readyz /metrics\n');
+    });
+    return new Promise((resolve, reject) => {
+      app.listen(c.host, c.port, (socket) => {
+        if (socket === false) {
+          reject(new Error(`cannot listen on ${c.host}:${c.port}`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.port = uWS.us_socket_local_port(socket as unknown as uWS.us_socket);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting, ends every subscription (UNAVAILABLE) and closes every connection with 1001. */
+  stop(): void {
+    this.stopping = true;
+    if (this.listenSocket !== null) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = null;
+    this.host.hub.endAll(ErrorCode.UNAVAILABLE, 'the server is stopping: reconnect and resume');
+    for (const session of [...this.sessions]) session.ws?.end(closeGoingAway, 'server stopping');
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Connections
+
+  private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
+    const refuse = (status: string, why: string) => {
+      this.host.metrics?.connectionsTotal.inc({ result: why });
+      res.writeStatus(status).end(`${why}\n`);
+    };
+    if (this.stopping || !this.host.ready()) return refuse('503 Service Unavailable', 'not ready');
+    if (this.sessions.size >= this.config.limits.connectionsMax) return refuse('503 Service Unavailable', 'too many connections');
+    this.host.metrics?.connectionsTotal.inc({ result: 'accepted' });
+    res.upgrade<SessionData>({ session: null }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+      req.getHeader('sec-websocket-extensions'), context);
+  }
+
+  private open(ws: uWS.WebSocket<SessionData>): void {
+    const session: Session = {
+      id: this.sessionIds++, ws, principal: null, inFlight: 0, subscriptions: new Map(), nextSubscription: 1,
+      tokens: this.config.limits.requestsPerSecondMax, refilledMs: performance.now(), helloTimer: null,
+      buffered: () => (session.ws === null ? 0 : session.ws.getBufferedAmount()),
+      send: (frame) => this.send(session, frame),
+    };
+    session.helloTimer = setTimeout(() => {
+      if (session.principal === null) session.ws?.end(closeUnauthenticated, 'no hello');
+    }, this.config.limits.helloTimeoutMs);
+    ws.getUserData().session = session;
+    this.sessions.add(session);
+  }
+
+  private closed(ws: uWS.WebSocket<SessionData>): void {
+    const session = ws.getUserData().session;
+    if (session === null) return;
+    session.ws = null;
+    if (session.helloTimer !== null) clearTimeout(session.helloTimer);
+    for (const s of session.subscriptions.values()) this.host.hub.unsubscribe(s);
+    session.subscriptions.clear();
+    this.sessions.delete(session);
+  }
+
+  /**
+   * Queues a frame; false if the connection is gone. A connection whose send buffer passes watch.closeBytes (it
+   * does not read its answers or events) is closed with 4408: every subscription resumes after its last revision.
+   */
+  private send(session: Session, frame: Uint8Array): boolean {
+    const ws = session.ws;
+    if (ws === null) return false;
+    ws.send(frame, true, false);
+    if (ws.getBufferedAmount() > this.config.watch.closeBytes) {
+      this.host.hub.countClosed();
+      session.ws = null; // nothing more is sent; close() cleans up
+      ws.end(closeSlowConsumer, 'slow consumer: resume each watch after its last revision');
+      return false;
+    }
+    return true;
+  }
+
+  private error(session: Session, id: number, code: ErrorCode, message: string, revision = 0): void {
+    this.host.metrics?.errors.inc({ code: ErrorCode[code] ?? String(code) });
+    this.send(session, protocol.errorResponse(id, code, message, revision));
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Requests
+
+  private message(ws: uWS.WebSocket<SessionData>, message: ArrayBuffer, isBinary: boolean): void {
+    const session = ws.getUserData().session;
+    if (session === null) return;
+    if (!isBinary) {
+      this.host.metrics?.badFrames.inc();
+      this.error(session, 0, ErrorCode.INVALID_ARGUMENT, 'text frames are not part of the protocol: send binary Envelopes');
+      return;
+    }
+    // uWS reuses the message's memory after this callback returns: copy what outlives it.
+    const bytes = new Uint8Array(message.slice(0));
+    let id = 0;
+    let type: Body;
+    let envelope;
+    try {
+      envelope = protocol.decodeEnvelope(bytes);
+      id = envelope.id();
+      type = envelope.bodyType();
+      if (requestNames[type] === undefined || type === Body.NONE) throw new Error(`unknown body type ${type}`);
+    } catch (error) {
+      this.host.metrics?.badFrames.inc();
+      this.error(session, id, ErrorCode.INVALID_ARGUMENT, `malformed frame: ${(error as Error).message}`);
+      return;
+    }
+    this.host.metrics?.requests.inc({ type: requestNames[type] as string });
+    if (!this.admit(session, id)) return;
+    try {
+      this.dispatch(session, id, type, envelope);
+    } catch (error) {
+      this.host.metrics?.badFrames.inc();
+      this.error(session, id, ErrorCode.INVALID_ARGUMENT, `malformed ${requestNames[type]}: ${(error as Error).message}`);
+    }
+  }
+
+  /** The request-rate limit (token bucket, a second's worth of burst). */
+  private admit(session: Session, id: number): boolean {
+    const rate = this.config.limits.requestsPerSecondMax;
+    if (rate === 0) return true;
+    const now = performance.now();
+    session.tokens = Math.min(rate, session.tokens + ((now - session.refilledMs) * rate) / 1000);
+    session.refilledMs = now;
+    if (session.tokens < 1) {
+      this.error(session, id, ErrorCode.RESOURCE_EXHAUSTED, `over ${rate} requests per second: slow down`);
+      return false;
+    }
+    session.tokens -= 1;
+    return true;
+  }
+
+  private dispatch(session: Session, id: number, type: Body, envelope: ReturnType<typeof protocol.decodeEnvelope>): void {
+    if (type === Body.Hello) return this.hello(session, id, envelope.body(new Hello()) as Hello);
+    const principal = session.principal;
+    if (principal === null) return this.error(session, id, ErrorCode.UNAUTHENTICATED, 'say Hello first');
+    const engine = this.host.engine();
+    if (engine === null) return this.error(session, id, ErrorCode.UNAVAILABLE, 'the store is reopening: retry');
+    switch (type) {
+      case Body.CommitRequest: return this.commit(session, id, engine, principal, envelope.body(new CommitRequest()) as CommitRequest);
+      case Body.QueryRequestMessage:
+        return this.query(session, id, engine, principal, envelope.body(new QueryRequestMessage()) as QueryRequestMessage);
+      case Body.WatchRequest: return this.watch(session, id, engine, principal, envelope.body(new WatchRequest()) as WatchRequest);
+      case Body.WatchCancel: {
+        const cancel = envelope.body(new WatchCancel()) as WatchCancel;
+        const s = session.subscriptions.get(cancel.subscription());
+        if (s === undefined) return this.error(session, id, ErrorCode.NOT_FOUND, `no subscription ${cancel.subscription()}`);
+        this.host.hub.unsubscribe(s);
+        session.subscriptions.delete(s.id);
+        this.send(session, protocol.okResponse(id));
+        return;
+      }
+      case Body.WatchProgressRequest: {
+        const request = envelope.body(new WatchProgressRequest()) as WatchProgressRequest;
+        const s = session.subscriptions.get(request.subscription());
+        if (s === undefined) return this.error(session, id, ErrorCode.NOT_FOUND, `no subscription ${request.subscription()}`);
+        this.send(session, protocol.okResponse(id));
+        this.host.hub.requestProgress(s);
+        return;
+      }
+      case Body.StatusRequest: return this.status(session, id, engine);
+      case Body.SnapshotRequest: case Body.BackupRequest: case Body.BackupListRequest: case Body.BackupStageRequest:
+      case Body.BackupCommitRequest: case Body.BackupUnloadRequest:
+        return this.admin(session, id, engine, principal, type, envelope);
+      default:
+        return this.error(session, id, ErrorCode.INVALID_ARGUMENT, `${requestNames[type]} is not a request`);
+    }
+  }
+
+  private hello(session: Session, id: number, hello: Hello): void {
+    if (session.principal !== null) return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'Hello was said already');
+    const min = hello.protocolMin();
+    const max = hello.protocolMax() === 0 ? min : hello.protocolMax();
+    if (!(min <= protocol.protocolVersion && protocol.protocolVersion <= max)) {
+      this.error(session, id, ErrorCode.INVALID_ARGUMENT, `protocol ${min}..${max} not supported: this server speaks ${protocol.protocolVersion}`);
+      session.ws?.end(closeVersion, 'protocol version');
+      return;
+    }
+    const principal = this.auth.authenticate(hello.token() ?? '');
+    if (principal === null) {
+      this.error(session, id, ErrorCode.UNAUTHENTICATED, 'unknown token');
+      session.ws?.end(closeUnauthenticated, 'unknown token');
+      return;
+    }
+    session.principal = principal;
+    if (session.helloTimer !== null) clearTimeout(session.helloTimer);
+    session.helloTimer = null;
+    const l = this.config.limits;
+    this.send(session, protocol.helloResponse(id, {
+      serverVersion: this.host.version, revision: this.host.hub.revision, frameBytesMax: l.frameBytesMax,
+      requestsInFlightMax: l.requestsInFlightMax, subscriptionsMax: l.subscriptionsMax,
+      requestsPerSecondMax: l.requestsPerSecondMax, admin: principal.admin, readAll: principal.readAll,
+      writeAll: principal.writeAll, readRoles: [...principal.read], writeRoles: [...principal.write],
+    }));
+  }
+
+  /** Counts a request in flight; false (and RESOURCE_EXHAUSTED sent) when the connection has too many. */
+  private begin(session: Session, id: number): boolean {
+    if (session.inFlight >= this.config.limits.requestsInFlightMax) {
+      this.error(session, id, ErrorCode.RESOURCE_EXHAUSTED, `over ${this.config.limits.requestsInFlightMax} requests in flight`);
+      return false;
+    }
+    session.inFlight++;
+    return true;
+  }
+
+  /** Answers an asynchronous request: its frame, or a typed error from what failed. */
+  private answer(session: Session, id: number, work: Promise<Uint8Array>): void {
+    work.then((frame) => {
+      session.inFlight--;
+      this.send(session, frame);
+    }, (error: unknown) => {
+      session.inFlight--;
+      const code = engineErrorCode(error);
+      this.error(session, id, code, String((error as Error)?.message ?? error));
+    });
+  }
+
+  private commit(session: Session, id: number, engine: Engine, principal: Principal, request: CommitRequest): void {
+    const transaction = request.transactionArray();
+    if (transaction === null || transaction.length === 0) {
+      return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'CommitRequest without a transaction');
+    }
+    if (!this.begin(session, id)) return;
+    const started = performance.now();
+    const metrics = this.host.metrics;
+    this.commitsPending++;
+    this.answer(session, id, engine.commit(transaction.slice(), writeScope(principal)).then((result) => {
+      this.commitsPending--;
+      if (metrics !== null) {
+        metrics.commitSeconds.observe((performance.now() - started) / 1000);
+        metrics.commits.inc({ result: protocol.resultKind(result) });
+      }
+      return protocol.commitResponse(id, result);
+    }, (error: unknown) => {
+      this.commitsPending--;
+      throw error;
+    }));
+  }
+
+  private query(session: Session, id: number, engine: Engine, principal: Principal, message: QueryRequestMessage): void {
+    const bytes = message.requestArray();
+    if (bytes === null || bytes.length === 0) return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'QueryRequestMessage without a request');
+    const request = bytes.slice();
+    const denied = queryDenied(principal, protocol.decodeQuery(request));
+    if (denied !== null) return this.error(session, id, ErrorCode.PERMISSION_DENIED, denied);
+    if (message.staged() && !principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, 'querying a staged backup is admin only');
+    if (!this.begin(session, id)) return;
+    const started = performance.now();
+    this.queriesPending++;
+    const run = message.staged() ? engine.queryStaged(request) : engine.query(request);
+    this.answer(session, id, run.then((response) => {
+      this.queriesPending--;
+      this.host.metrics?.querySeconds.observe((performance.now() - started) / 1000);
+      return protocol.queryResponse(id, response);
+    }, (error: unknown) => {
+      this.queriesPending--;
+      throw error;
+    }));
+  }
+
+  private status(session: Session, id: number, engine: Engine): void {
+    const stats = engine.stats();
+    this.send(session, protocol.statusResponse(id, {
+      revision: stats.revision, tasks: stats.taskCount, configs: stats.configCount, serverVersion: this.host.version,
+      uptimeMs: Date.now() - this.host.startedMs, websocket: this.host.websocket, oldestWatchRevision: this.host.hub.oldest,
+      connections: this.sessions.size, subscriptions: this.host.hub.size, staged: engine.stagedName() ?? '',
+    }));
+  }
+
+  private admin(session: Session, id: number, engine: Engine, principal: Principal, type: Body,
+    envelope: ReturnType<typeof protocol.decodeEnvelope>): void {
+    if (!principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, `${requestNames[type]} is admin only`);
+    if (!this.begin(session, id)) return;
+    let work: Promise<Uint8Array>;
+    switch (type) {
+      case Body.SnapshotRequest:
+        work = engine.snapshot().then((r) => protocol.fileResponse(id, r.path, r.revision, r.bytes, r.tasks));
+        break;
+      case Body.BackupRequest:
+        work = engine.backup().then((r) => protocol.fileResponse(id, r.path, r.revision, r.bytes, r.tasks));
+        break;
+      case Body.BackupListRequest:
+        work = Promise.resolve().then(() => protocol.backupListResponse(id, engine.listBackups()));
+        break;
+      case Body.BackupStageRequest: {
+        const name = (envelope.body(new BackupStageRequest()) as BackupStageRequest).name() ?? '';
+        work = name === '' || name.includes('/') || name.startsWith('.') ?
+          Promise.reject(new EngineError('name a backup of the backup directory (strata backup list)', 'INVALID_ARGUMENT')) :
+          engine.stageBackup(name).then((r) => protocol.backupStageResponse(id, r.name, r.revision, r.tasks));
+        break;
+      }
+      case Body.BackupCommitRequest:
+        work = this.host.commitStaged().then((r) => protocol.backupCommitResponse(id, r.revision, r.file));
+        break;
+      default:
+        work = engine.unstage().then(() => protocol.okResponse(id));
+    }
+    this.answer(session, id, work);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Watch
+
+  private watch(session: Session, id: number, engine: Engine, principal: Principal, request: WatchRequest): void {
+    const filter = request.filter();
+    const denied = watchDenied(principal, filter);
+    if (denied !== null) return this.error(session, id, ErrorCode.PERMISSION_DENIED, denied);
+    if (session.subscriptions.size >= this.config.limits.subscriptionsMax) {
+      return this.error(session, id, ErrorCode.RESOURCE_EXHAUSTED, `at most ${this.config.limits.subscriptionsMax} subscriptions per connection`);
+    }
+    const compiled = readFilter(filter);
+    if (typeof compiled === 'string') return this.error(session, id, ErrorCode.INVALID_ARGUMENT, compiled);
+    const after = Number(request.afterRevision());
+    if (!Number.isSafeInteger(after) || after < -1) return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'after_revision must be >= -1');
+    const progressMs = request.progressMs() === 0 ? this.config.watch.progressMs : Math.max(10, request.progressMs());
+    const list = request.list();
+    const hub = this.host.hub;
+    const subscriptionId = session.nextSubscription++;
+    // The WatchResponse goes out before anything the subscription sends (subscribe() may pump at once).
+    this.send(session, protocol.watchResponse(id, subscriptionId, hub.revision, hub.oldest));
+    const s = hub.subscribe(subscriptionId, session, compiled, after, progressMs, list);
+    if (typeof s === 'number') {
+      this.send(session, protocol.watchEnded(subscriptionId, ErrorCode.COMPACTED,
+        `revision ${after} is older than the kept history: relist`, s, after));
+      return;
+    }
+    session.subscriptions.set(subscriptionId, s);
+    if (list) this.list(session, s, engine, compiled);
+  }
+
+  /** List-then-watch: the state on one pinned revision, then the end marker, then the changes after it. */
+  private list(session: Session, s: Subscription, engine: Engine, filter: ReturnType<typeof compileFilter>): void {
+    const run = () => {
+      this.listsRunning++;
+      listState(engine, filter).then(({ responses, revision }) => {
+        if (s.state !== 'listing') return;
+        for (const response of responses) this.send(session, protocol.watchState(s.id, response));
+        this.send(session, protocol.watchStateEnd(s.id, revision));
+        this.host.hub.listed(s, revision);
+      }, (error: unknown) => {
+        if (s.state !== 'listing') return;
+        this.host.hub.unsubscribe(s);
+        session.subscriptions.delete(s.id);
+        this.send(session, protocol.watchEnded(s.id, engineErrorCode(error), `listing failed: ${String((error as Error)?.message ?? error)}`, 0, 0));
+      }).finally(() => {
+        this.listsRunning--;
+        this.listQueue.shift()?.();
+      });
+    };
+    if (this.listsRunning < this.config.watch.listsConcurrent) run();
+    else this.listQueue.push(run);
+  }
+}
+
+/** The filter of a WatchRequest, checked; or why it is invalid. */
+function readFilter(filter: WatchFilter | null): ReturnType<typeof compileFilter> | string {
+  if (filter === null) return compileFilter([], '', '', '', []);
+  const tables: number[] = [];
+  for (let i = 0; i < filter.tablesLength(); i++) {
+    const t = filter.tables(i)!;
+    if (RecordTable[t] === undefined) return `unknown table ${t}`;
+    tables.push(t);
+  }
+  const role = filter.role() ?? '';
+  const environment = filter.environment() ?? '';
+  const jobName = filter.jobName() ?? '';
+  if ((environment !== '' || jobName !== '') && role === '') return 'environment and job_name need role';
+  if (jobName !== '' && environment === '') return 'job_name needs environment';
+  if (filter.taskIdsLength() > engineLimits.queryKeysMax) return `at most ${engineLimits.queryKeysMax} task ids`;
+  const taskIds: string[] = [];
+  for (let i = 0; i < filter.taskIdsLength(); i++) taskIds.push(filter.taskIds(i) ?? '');
+  return compileFilter(tables, role, environment, jobName, taskIds);
+}
+
+const statePageTasks = 10_000;
+
+/**
+ * The state a list subscription starts from, read in one batch (one pinned revision): pages of tasks, then the
+ * other tables its filter takes. If the tasks outgrew the pages planned from the current count, it reads again.
+ */
+async function listState(engine: Engine, f: ReturnType<typeof compileFilter>): Promise<{ responses: Uint8Array[]; revision: number }> {
+  const wants = (t: RecordTable) => f.tables === 0 || (f.tables & (1 << t)) !== 0;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const requests: Uint8Array[] = [];
+    let pages = 0;
+    if (wants(RecordTable.TASK)) {
+      const count = engine.stats().taskCount;
+      pages = Math.min(engineLimits.queryBatchMax - 8, Math.ceil((count * 1.1 + statePageTasks) / statePageTasks));
+      for (let page = 0; page < pages; page++) {
+        requests.push(protocol.taskQuery(f, page * statePageTasks, statePageTasks, ConfigDetail.FULL));
+      }
+    }
+    if (f.taskIds === null) {
+      if (wants(RecordTable.CRON_JOB)) requests.push(protocol.simpleQuery(Query.CronJobsQuery, f));
+      if (wants(RecordTable.JOB_UPDATE)) requests.push(protocol.simpleQuery(Query.JobUpdateQuery, f));
+      if (wants(RecordTable.QUOTA) && f.role !== '' && f.environment === '') requests.push(protocol.simpleQuery(Query.QuotaQuery, f));
+      if (f.role === '') {
+        if (wants(RecordTable.HOST_ATTRIBUTES)) requests.push(protocol.simpleQuery(Query.HostAttributesQuery, f));
+        if (wants(RecordTable.MAINTENANCE_REQUEST)) requests.push(protocol.simpleQuery(Query.MaintenanceQuery, f));
+        if (wants(RecordTable.SCHEDULER)) requests.push(protocol.simpleQuery(Query.SchedulerQuery, f));
+      }
+    }
+    if (requests.length === 0) requests.push(protocol.simpleQuery(Query.SchedulerQuery, f)); // for the revision
+    const responses = await engine.queryBatch(requests);
+    const first = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(responses[0]!));
+    for (const r of responses) {
+      const error = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(r)).error();
+      if (error !== null) throw new EngineError(error.message() ?? 'query failed', ErrorCode[error.code()] ?? 'INTERNAL');
+    }
+    if (pages > 0) {
+      const last = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(responses[pages - 1]!));
+      const total = (last.result(new TasksResult()) as TasksResult).total();
+      if (total > pages * statePageTasks) continue; // grew past the plan: read again
+    }
+    const kept = responses.filter((r, i) => i < pages ? i === 0 || hasTasks(r) : true);
+    return { responses: kept, revision: Number(first.revision()) };
+  }
+  throw new EngineError('the state kept growing past the planned pages: retry', 'UNAVAILABLE');
+}
+
+function hasTasks(response: Uint8Array): boolean {
+  const r = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(response));
+  return (r.result(new TasksResult()) as TasksResult).tasksLength() > 0;
+}
+
+/** The ErrorCode for a failure of the engine (EngineError.code names one) or anything else (INTERNAL). */
+export function engineErrorCode(error: unknown): ErrorCode {
+  const code = (error as EngineError)?.code;
+  if (typeof code === 'string') {
+    if (code in ErrorCode) return ErrorCode[code as keyof typeof ErrorCode];
+    if (code === 'FAILED_PRECONDITION') return ErrorCode.PRECONDITION_FAILED;
+    if (code === 'FORMAT') return ErrorCode.INVALID_ARGUMENT;
+  }
+  return ErrorCode.INTERNAL;
+}

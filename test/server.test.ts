@@ -3,7 +3,9 @@
  * PID. Every request type, tokens and their scopes, limits, malformed input, HTTP endpoints, the uWS fallback.
  */
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { fileURLToPath } from 'node:url';
 import { jobConfig, task, txn, upsert, transition, taskQuery, query } from './support/build.js';
 import { tempDir } from './support/durable.js';
 import { startDaemon, type RunningDaemon } from './support/daemon.js';
@@ -257,4 +259,16 @@ test('bad configuration exits 64 with the reason; a second daemon on the same da
   t.teardown(async () => { await first.stop(); });
   await t.throwsAsync(startDaemon({ dataDir: `${dir}/b` }), { message: /exited with 73/ });
   t.is(await first.stop(), 0);
+});
+
+test('TLS: wss with the configured certificate; the same protocol inside', async (t) => {
+  const tls = (name: string) => fileURLToPath(new URL(`../../test/fixtures/tls/${name}`, import.meta.url));
+  const d = await daemon(t, { tlsCertFile: tls('cert.pem'), tlsKeyFile: tls('key.pem') });
+  t.regex(d.url, /^wss:\/\//);
+  const ca = readFileSync(tls('cert.pem'));
+  const c = await RawClient.open(d.url, admin, { ca });
+  t.is(Number(commitResult(await c.request(f.Body.CommitRequest, make(f.CommitRequestT, { transaction: [...seed] }))).revision), 1);
+  c.close();
+  await t.throwsAsync(RawClient.connect(d.url), { message: /self[- ]signed|certificate/ }); // an unknown CA is refused
+  await t.throwsAsync(RawClient.connect(d.url.replace('wss:', 'ws:')));
 });

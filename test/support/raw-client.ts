@@ -71,9 +71,9 @@ export class RawClient {
     return this.revisionCounts.get(subscription) ?? 0;
   }
 
-  static connect(url: string): Promise<RawClient> {
+  static connect(url: string, options: { ca?: Buffer } = {}): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { maxPayload: 1 << 30 });
+      const ws = new WebSocket(url, { maxPayload: 1 << 30, ...options });
       ws.once('open', () => resolve(new RawClient(ws)));
       ws.once('error', reject);
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
@@ -81,8 +81,8 @@ export class RawClient {
   }
 
   /** Connects and says Hello; resolves with the HelloResponse (or throws with the ErrorResponse message). */
-  static async open(url: string, token = ''): Promise<RawClient> {
-    const client = await RawClient.connect(url);
+  static async open(url: string, token = '', options: { ca?: Buffer } = {}): Promise<RawClient> {
+    const client = await RawClient.connect(url, options);
     const answer = await client.request(f.Body.Hello, make(f.HelloT, { protocolMin: 1, protocolMax: 1, token, clientName: 'test' }));
     if (answer.bodyType !== f.Body.HelloResponse) throw new Error(`hello refused: ${JSON.stringify(errorOf(answer))}`);
     return client;

@@ -75,7 +75,6 @@ export interface DaemonConfig {
   watch: WatchConfig;
   snapshot: { everyMs?: number; logBytes?: number; retained?: number; afterReplay?: number };
   backup: { everyMs?: number; keep?: number; dir?: string | null };
-  logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
 export class ConfigError extends Error {
@@ -99,7 +98,7 @@ export function defaultConfig(): DaemonConfig {
       historyBytes: 256 * 1024 * 1024, progressMs: 5_000, bufferBytes: 16 * 1024 * 1024,
       closeBytes: 256 * 1024 * 1024, listsConcurrent: 4,
     },
-    snapshot: {}, backup: {}, logLevel: 'info',
+    snapshot: {}, backup: {},
   };
 }
 
@@ -121,10 +120,6 @@ const keys: Record<string, Key> = {
   allowUnauthenticated: bool((c) => c.allowUnauthenticated, (c, v: boolean) => { c.allowUnauthenticated = v; }),
   allowUwsFallback: bool((c) => c.allowUwsFallback, (c, v: boolean) => { c.allowUwsFallback = v; }),
   readerThreads: int(0, 63, (c) => c.readerThreads, (c, v: number) => { c.readerThreads = v; }),
-  logLevel: str((c) => c.logLevel, (c, v: string) => {
-    if (!['debug', 'info', 'warn', 'error'].includes(v)) throw new ConfigError(`logLevel: one of debug, info, warn, error, not ${v}`);
-    c.logLevel = v as DaemonConfig['logLevel'];
-  }),
   'limits.frameBytesMax': int(1024, gib, (c) => c.limits.frameBytesMax, (c, v: number) => { c.limits.frameBytesMax = v; }),
   'limits.requestsInFlightMax': int(1, 1 << 20, (c) => c.limits.requestsInFlightMax, (c, v: number) => { c.limits.requestsInFlightMax = v; }),
   'limits.subscriptionsMax': int(0, 1 << 16, (c) => c.limits.subscriptionsMax, (c, v: number) => { c.limits.subscriptionsMax = v; }),

@@ -12714,7 +12714,7 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
  * mod_revision (and a task's create_revision) set. `configs`: the configs this revision stored for the first
  * time (a config is immutable; a client keeps one until no record names it). `reset`: a committed staged
  * backup replaced the whole state at this revision (there are no per-record changes): relist.
- * In a list-then-watch subscription the initial state comes as RevisionChanges of the list revision too.
+ * (The initial state of a list-then-watch subscription comes as WatchState query answers, not as these.)
  */
 export class RevisionChanges {
   bb: flatbuffers.ByteBuffer|null = null;

@@ -34,6 +34,7 @@ export const pinMsMaxDefault = 30_000;              // a reader's pin is cut off
 export const snapshotPinMsMax = 10 * 60_000;        // a snapshot's long pin: writing 1M tasks takes minutes
 export const writerGroupTransactionsMax = 4096;     // transactions applied before one publish (and one fsync later)
 export const groupBytesMax = 64 * 1024 * 1024;      // a group's log record ends past this (one more transaction fits)
+export const changesGroupBytesMax = 64 * 1024 * 1024; // and past this of change records (held until its fdatasync)
 
 // Snapshots (docs/formats.md, "Snapshot file").
 export const snapshotChunkBytesTarget = 1024 * 1024; // a chunk is closed once its payload passes this

@@ -25,6 +25,7 @@ import type {
   BackupOptions, CommitMessage, DoneMessage, FatalMessage, ReadyMessage, ResultsMessage, SnapshotDoneMessage,
   SnapshotOptions, WriterData,
 } from '../workers/writer/main.js';
+import type { ChangeRevision, ChangesMessage } from '../workers/writer/changes.js';
 import { listBackups, type BackupInfo } from '../workers/snapshot/backups.js';
 import { readSnapshotInfo } from '../workers/snapshot/read.js';
 import type { SnapshotWriteResult } from '../workers/snapshot/write.js';
@@ -44,8 +45,17 @@ export interface EngineOptions {
   backup?: Partial<BackupOptions>;
   /** Things worth a log line that the writer reports (snapshots written or failed), as JSON-able objects. */
   onEvent?: (event: Record<string, unknown>) => void;
+  /** Called per commit group answered: its transactions and its log append + fdatasync time (-1: not logged). */
+  onGroup?: (transactions: number, syncMs: number) => void;
   /** Called once when the writer dies (a bug or a full arena mid-apply): the engine is unusable after it. */
   onFailure?: (error: Error) => void;
+  /**
+   * Every committed revision's change record (workers/writer/changes.ts), in revision order, each revision once:
+   * during open() for the revisions recovery replays from the log (after historyFrom), before open() resolves;
+   * then a group's revisions once they are durable, before their commits resolve. Must not throw. Absent: the
+   * writer encodes none (no cost).
+   */
+  onChanges?: (revisions: ChangeRevision[]) => void;
 }
 
 export interface EngineStats {
@@ -91,6 +101,8 @@ export class Engine {
   private readonly controlView: Int32Array;
   private readonly onFailure: ((error: Error) => void) | undefined;
   private readonly onEvent: ((event: Record<string, unknown>) => void) | undefined;
+  private readonly onGroup: ((transactions: number, syncMs: number) => void) | undefined;
+  private readonly onChanges: ((revisions: ChangeRevision[]) => void) | undefined;
   private statsSlot: ReaderSlot | null = null;
   private readonly arenaF64: () => Float64Array;
   private readonly dataDir: string | null;
@@ -98,6 +110,12 @@ export class Engine {
   private staged: { engine: Engine; name: string; path: string } | null = null;
   /** What recovery did at open (null: in memory only). */
   recovery: ReadyMessage['recovery'] = null;
+  /**
+   * Set by open(): onChanges got (or gets) a change record for every revision after this one: the revision of the
+   * snapshot recovery loaded (0: none, or in memory). Older revisions have none: a watcher behind it relists.
+   */
+  historyFrom = 0;
+  private commitScopes: (readonly string[] | null)[] | null = null;
 
   private constructor(options: EngineOptions) {
     const arenaBytesMax = options.arenaBytesMax ?? limits.arenaBytesMaxDefault;
@@ -110,6 +128,8 @@ export class Engine {
     this.controlView = new Int32Array(this.control);
     this.onFailure = options.onFailure;
     this.onEvent = options.onEvent;
+    this.onGroup = options.onGroup;
+    this.onChanges = options.onChanges;
     this.dataDir = options.dataDir ?? null;
     this.backupDirOption = options.backup?.dir ?? null;
     let f64: Float64Array = new Float64Array(0);
@@ -122,7 +142,7 @@ export class Engine {
     const writerData: WriterData = {
       arena: this.arena, control: this.control, arenaBytesMax, pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault,
       port: channel.port2, dataDir: options.dataDir ?? null, segmentBytes: options.segmentBytes,
-      snapshot: options.snapshot, backup: options.backup,
+      snapshot: options.snapshot, backup: options.backup, changes: options.onChanges !== undefined,
     };
     this.writer = new Worker(writerFile, { workerData: writerData, transferList: [channel.port2] });
     this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
@@ -164,10 +184,12 @@ export class Engine {
       this.writer.on('exit', (code) => failed(`it exited with code ${code}`));
       this.port.on('message', (message: { kind: string }) => {
         if (message.kind === 'results') this.completed(message as ResultsMessage);
+        else if (message.kind === 'changes') this.onChanges?.((message as ChangesMessage).revisions);
         else if (message.kind === 'stats' || message.kind === 'closed') {
           this.settle((message as unknown as { id: number }).id, message);
         } else if (message.kind === 'ready') {
           this.recovery = (message as ReadyMessage).recovery;
+          this.historyFrom = (message as ReadyMessage).historyFrom;
           resolve();
         } else if (message.kind === 'fatal') fatal = message as FatalMessage;
         else if (message.kind === 'snapshot' || message.kind === 'done') {
@@ -191,6 +213,7 @@ export class Engine {
   }
 
   private completed(message: ResultsMessage): void {
+    this.onGroup?.(message.ids.length, message.syncMs ?? -1);
     for (let i = 0; i < message.ids.length; i++) this.settle(message.ids[i]!, message.results[i]!);
   }
 
@@ -201,13 +224,20 @@ export class Engine {
     pending.resolve(value as Uint8Array);
   }
 
-  /** Commits a Transaction (FlatBuffers bytes); resolves with TransactionResult bytes. */
-  commit(transaction: Uint8Array): Promise<Uint8Array> {
+  /**
+   * Commits a Transaction (FlatBuffers bytes); resolves with TransactionResult bytes.
+   * scope: the roles it may write; a transaction that touches (or has a precondition on) a record of another role,
+   * or host attributes, maintenance requests or the scheduler metadata, is refused with PERMISSION_DENIED and
+   * nothing of it applies. null or absent: no restriction.
+   */
+  commit(transaction: Uint8Array, scope: readonly string[] | null = null): Promise<Uint8Array> {
     if (this.failure !== null) return Promise.reject(this.failure);
     if (this.closing) return Promise.reject(new EngineError('the engine is closing', 'UNAVAILABLE'));
     const id = this.idNext++;
     const promise = new Promise<Uint8Array>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     if (this.commitQueue.length === 0) queueMicrotask(() => this.flushCommits());
+    if (scope !== null && this.commitScopes === null) this.commitScopes = this.commitQueue.map(() => null);
+    this.commitScopes?.push(scope === null ? null : Array.from(scope, String));
     this.commitIds.push(id);
     this.commitQueue.push(transaction);
     return promise;
@@ -215,9 +245,11 @@ export class Engine {
 
   private flushCommits(): void {
     if (this.commitQueue.length === 0) return;
-    const message: CommitMessage = { kind: 'commit', ids: this.commitIds, transactions: this.commitQueue };
+    const message: CommitMessage = { kind: 'commit', ids: this.commitIds, transactions: this.commitQueue,
+      scopes: this.commitScopes };
     this.commitIds = [];
     this.commitQueue = [];
+    this.commitScopes = null;
     this.port.postMessage(message);
   }
 
@@ -333,6 +365,11 @@ export class Engine {
   queryStaged(request: Uint8Array): Promise<Uint8Array> {
     if (this.staged === null) return Promise.reject(new EngineError('no backup is staged', 'FAILED_PRECONDITION'));
     return this.staged.engine.query(request);
+  }
+
+  /** The name of the staged backup, or null. */
+  stagedName(): string | null {
+    return this.staged?.name ?? null;
   }
 
   /** Discards the staged backup. */

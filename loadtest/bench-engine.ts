@@ -3,7 +3,7 @@
  * 100k and 1M tasks, in process, without a log or fsync. Owner: the benchmark process's main thread.
  *
  *   node --expose-gc dist/loadtest/bench-engine.js [--sizes 10000,100000,1000000] [--quick] [--hold-pin]
- *                                                  [--reader-threads N]
+ *                                                  [--reader-threads N] [--changes] [--writer-only]
  *
  * Per size: (1) a WriterCore in this thread, bulk-loaded, then commit_single (publish every / per group of 64),
  * commit_batch64, commit_batch1000; dropped. (2) an Engine (writer worker + default reader pool), bulk-loaded
@@ -14,7 +14,8 @@
  * error, the run goes on with the next phase that does not depend on it, and the exit code is 1.
  * --hold-pin holds a reader pin through the transition phases, so the writer reclaims nothing meanwhile: the
  * writer's figures when a long reader (a snapshot, a slow scan) holds an old revision; its rows say
- * `reclamation: "blocked"`.
+ * `reclamation: "blocked"`. --changes: the writer encodes a change record per revision (an engine with a watcher,
+ * EngineOptions.onChanges); rows say `changes: "on"`. --writer-only: phase (1) only.
  */
 import { Engine } from '../daemon/engine.js';
 import { type BenchArgs, collect, log, nowMs, parseArgs, PinHold, round, type Row, Rows } from './bench-support.js';
@@ -54,7 +55,7 @@ async function attempt(rows: Rows, tasks: number, phase: string, run: () => Prom
 async function writerAlone(tasks: number, counts: WriterCounts, args: BenchArgs, rows: Rows): Promise<void> {
   const o = workloadOptions(tasks, seed);
   log(`${tasks} tasks: writer alone, bulk load`);
-  const { writer, control } = newWriterCore(args.holdPin);
+  const { writer, control } = newWriterCore(args.holdPin, args.changes);
   if (!await attempt(rows, tasks, 'bulk_load writer_core', () => { bulkLoadWriter(writer, o, tasks, rows); })) return;
   const transitions = new Transitions(o, tasks, seed);
   const hold = args.holdPin ? new PinHold(control) : null;
@@ -71,6 +72,7 @@ async function engine(tasks: number, counts: ReadCounts, args: BenchArgs, rows: 
   const opened = await Engine.open({
     ...(args.holdPin ? { pinMsMax: PinHold.pinMsMax } : {}),
     ...(args.readerThreads !== undefined ? { readerThreads: args.readerThreads } : {}),
+    ...(args.changes ? { onChanges: () => undefined } : {}),
   });
   try {
     const loaded = await attempt(rows, tasks, 'bulk_load engine', async () => {
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
   for (const tasks of args.sizes) {
     await writerAlone(tasks, writerCounts, args, rows);
     await collect();
+    if (args.writerOnly) continue;
     await engine(tasks, readCounts, args, rows);
     await collect();
   }

@@ -17,6 +17,8 @@ export interface BenchArgs {
   quick: boolean;
   holdPin: boolean;    // hold a reader pin through the transition phases: no memory is reclaimed (see PinHold)
   readerThreads: number | undefined; // the Engine's reader pool size (default: the engine's, cores - 1)
+  changes: boolean;    // encode a change record per revision (watch streams), as an engine with onChanges does
+  writerOnly: boolean; // only the writer-alone phases (bulk load, commit_single, commit_batch*)
 }
 
 export interface Row {
@@ -32,10 +34,14 @@ export function parseArgs(argv: string[]): BenchArgs {
   let quick = false;
   let holdPin = false;
   let readerThreads: number | undefined;
+  let changes = false;
+  let writerOnly = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
     else if (arg === '--hold-pin') holdPin = true;
+    else if (arg === '--changes') changes = true;
+    else if (arg === '--writer-only') writerOnly = true;
     else if (arg === '--reader-threads') {
       readerThreads = Number(argv[++i]);
       if (!Number.isInteger(readerThreads) || readerThreads < 1) throw new Error('--reader-threads needs a count >= 1');
@@ -49,9 +55,12 @@ export function parseArgs(argv: string[]): BenchArgs {
           throw new Error(`a size is a whole number of thousands of tasks (one role = 1,000 tasks): ${list}`);
         }
       }
-    } else throw new Error(`unknown argument ${arg} (known: --sizes N,N,... --quick --hold-pin --reader-threads N)`);
+    } else {
+      throw new Error(`unknown argument ${arg} (known: --sizes N,N,... --quick --hold-pin --reader-threads N ` +
+        '--changes --writer-only)');
+    }
   }
-  return { sizes: sizes ?? (quick ? sizesQuick : sizesDefault), quick, holdPin, readerThreads };
+  return { sizes: sizes ?? (quick ? sizesQuick : sizesDefault), quick, holdPin, readerThreads, changes, writerOnly };
 }
 
 /** Collects rows and echoes each one to stderr as it is produced. */

@@ -1,13 +1,16 @@
 /**
  * Writer-alone phases of the engine benchmark: a WriterCore in the benchmark's own thread, no readers, no log.
  * Owner: the benchmark process's main thread.
- * Invariants: transaction bytes are made before the clock starts; only commit() and publish() are timed; every
- * result is checked after the clock stops, and a failed transaction stops the benchmark (it would measure
- * nothing).
+ * Invariants: transaction bytes are made before the clock starts; only commit() and publish() are timed (with
+ * --changes also the change records: their encoding in commit(), and per publish the batch taken and serialized
+ * as postMessage would, v8.serialize standing in for it); every result is checked after the clock stops, and a
+ * failed transaction stops the benchmark (it would measure nothing).
  */
+import { serialize } from 'node:v8';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import { pinClockMs } from '../workers/reader/pin.js';
+import { ChangeBatch, ChangeRecorder } from '../workers/writer/changes.js';
 import { WriterCore } from '../workers/writer/writer.js';
 import {
   checkCommitted, log, nowMs, perSecond, PinHold, round, type Row, Rows, transactionError,
@@ -24,16 +27,36 @@ export interface WriterCounts {
   warmup: number;          // untimed single transitions before the first timed run
 }
 
-/** A WriterCore over fresh shared memory, with the engine's default limits (a longer pinMsMax for --hold-pin). */
-export function newWriterCore(holdPin: boolean): { writer: WriterCore; control: SharedArrayBuffer } {
+/** The change batch of a writer made with changes on (--changes). */
+const changeBatches = new WeakMap<WriterCore, ChangeBatch>();
+
+/**
+ * A WriterCore over fresh shared memory, with the engine's default limits (a longer pinMsMax for --hold-pin);
+ * changes: encode change records, as the engine's writer does when it has a watcher (onChanges).
+ */
+export function newWriterCore(holdPin: boolean, changes = false): { writer: WriterCore; control: SharedArrayBuffer } {
   const arena = new SharedArrayBuffer(limits.arenaBytesInitialDefault, { maxByteLength: limits.arenaBytesMaxDefault });
   const control = new SharedArrayBuffer(layout.controlBytes);
   const writer = new WriterCore({
     arena, control, arenaBytesMax: limits.arenaBytesMaxDefault,
     pinMsMax: holdPin ? PinHold.pinMsMax : limits.pinMsMaxDefault, now: pinClockMs,
   });
+  if (changes) {
+    const batch = new ChangeBatch();
+    writer.changes = new ChangeRecorder(writer.tables, batch, Date.now);
+    changeBatches.set(writer, batch);
+  }
   return { writer, control };
 }
+
+/** publish(), then what the writer thread does with the group's change records (taken, serialized). */
+function publish(writer: WriterCore): void {
+  writer.publish();
+  const taken = changeBatches.get(writer)?.take() ?? null;
+  if (taken !== null) serialize(taken.message);
+}
+
+const changesOf = (writer: WriterCore): string => (changeBatches.has(writer) ? 'on' : 'off');
 
 /** Bulk load through commit() + publish() per transaction; generation happens between timed calls. */
 export function bulkLoadWriter(writer: WriterCore, o: WorkloadOptions, tasks: number, rows: Rows): Row {
@@ -43,7 +66,7 @@ export function bulkLoadWriter(writer: WriterCore, o: WorkloadOptions, tasks: nu
   for (const bytes of bulkLoadTransactionBytes(o, bulkTasksPerTransaction)) {
     const t0 = nowMs();
     const result = writer.commit(bytes);
-    writer.publish();
+    publish(writer);
     timedMs += nowMs() - t0;
     const error = transactionError(result);
     if (error !== null) throw new Error(`bulk load (writer alone): transaction ${transactions} failed: ${error}`);
@@ -70,9 +93,9 @@ function commitSingle(writer: WriterCore, transitions: Transitions, count: numbe
   const t0 = nowMs();
   for (let i = 0; i < count; i++) {
     results[i] = writer.commit(transactions[i]!);
-    if ((i + 1) % group === 0) writer.publish();
+    if ((i + 1) % group === 0) publish(writer);
   }
-  if (count % group !== 0) writer.publish();
+  if (count % group !== 0) publish(writer);
   const ms = nowMs() - t0;
   checkCommitted(results, `commit_single (group ${group})`);
   if (writer.revision - revisionBefore !== count) {
@@ -91,7 +114,7 @@ function commitBatch(writer: WriterCore, transitions: Transitions, batch: number
   const t0 = nowMs();
   for (let i = 0; i < transactionCount; i++) {
     results[i] = writer.commit(transactions[i]!);
-    writer.publish();
+    publish(writer);
   }
   const ms = nowMs() - t0;
   checkCommitted(results, `commit_batch${batch}`);
@@ -112,7 +135,7 @@ export function writerPhases(writer: WriterCore, transitions: Transitions, tasks
       name: 'commit_single', tasks, value: perSecond(counts.single, ms), unit: 'commits/s',
       publish: group === 1 ? 'every' : 'group', group, transactions: counts.single,
       replacementShare: round(replacementShare, 3), usPerCommit: round((ms * 1000) / counts.single, 3), reclamation,
-      arenaBytesUsed: writer.stats().arenaBytesUsed,
+      changes: changesOf(writer), arenaBytesUsed: writer.stats().arenaBytesUsed,
     });
   }
   for (const batch of [64, 1000]) {
@@ -120,7 +143,7 @@ export function writerPhases(writer: WriterCore, transitions: Transitions, tasks
     rows.add({
       name: `commit_batch${batch}`, tasks, value: perSecond(transactions * batch, ms), unit: 'transitions/s',
       transactions, transitionsPerTransaction: batch, replacementShare: round(replacementShare, 3),
-      msPerTransaction: round(ms / transactions, 3), reclamation, arenaBytesUsed: writer.stats().arenaBytesUsed,
+      msPerTransaction: round(ms / transactions, 3), reclamation, changes: changesOf(writer), arenaBytesUsed: writer.stats().arenaBytesUsed,
     });
   }
   const stats = writer.stats();

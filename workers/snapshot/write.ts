@@ -7,8 +7,9 @@
  * - Everything written is read from the root block of the pinned revision, under a long pin (snapshotPinMsMax):
  *   the writer goes on committing and publishing meanwhile, and reuses nothing the pin protects. The pin is
  *   checked after every chunk, and released before the rename: a snapshot whose pin expired is never installed.
- * - Memory is bounded by a few chunks: records are encoded into one reused FlatBuffers builder, and a chunk is
- *   written and the builder cleared once its payload passes the target (snapshotChunkBytesTarget).
+ * - Memory is bounded by a few chunks: records are encoded (core/record-encoder.ts) into one reused FlatBuffers
+ *   builder, and a chunk is written and the builder cleared once its payload passes the target
+ *   (snapshotChunkBytesTarget).
  * - Records of one kind come in one run, in this order: configs, tasks, cron jobs, job updates, quotas, hosts,
  *   maintenance requests, the scheduler metadata, the idempotency window (oldest first). A job update whose events
  *   do not fit in the current chunk continues in the next one: a continuation entry's update has only its key.
@@ -22,13 +23,13 @@ import { assert } from '../../core/assert.js';
 import { TreeCursor } from '../../core/btree.js';
 import { crashNow, failpoint } from '../../core/failpoints.js';
 import {
-  AssignedTask, HostAttributes, HostMaintenanceRequest, IdempotencyEntry, JobConfiguration, JobInstanceUpdateEvent,
-  JobKeyT, JobUpdate, JobUpdateDetails, JobUpdateEvent, JobUpdateKeyT, JobUpdateSummaryT, JobUpdateT, Port, Quota,
-  ScheduledTask, SchedulerMetadata, SnapshotChunk, SnapshotEnd, StoredConfig, TaskEvent,
+  IdempotencyEntry, JobConfiguration, JobKeyT, JobUpdate, JobUpdateKeyT, JobUpdateSummaryT, JobUpdateT, RecordTable,
+  SnapshotChunk, SnapshotEnd,
 } from '../../core/fbs/strata.js';
 import { encodeHeader, fsyncDirectory, magicSnapshot, type Magic } from '../../core/files.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
+import { RecordEncoder, type KeyedTable } from '../../core/record-encoder.js';
 import {
   fourKeyShape, oneKeyShape, StoreReader, taskIdShape, threeKeyShape,
 } from '../../core/store.js';
@@ -275,12 +276,7 @@ class ChunkEncoder {
   private readonly counts: Counts = {
     configs: 0, tasks: 0, cronJobs: 0, jobUpdates: 0, quotas: 0, hosts: 0, maintenance: 0, idempotency: 0,
   };
-  // Offsets valid in the chunk being built (cleared with the builder): interned strings and config hashes.
-  private readonly sharedStrings = new Map<number, number>();
-  private readonly hashVectors = new Map<number, number>();
-  private readonly eventNodes: number[] = [];
-  private readonly eventOffsets: number[] = [];
-  private readonly portOffsets: number[] = [];
+  private readonly records: RecordEncoder;   // reset with every cleared builder (a chunk's own offsets)
 
   constructor(store: StoreReader, file: FrameFile, slot: ReaderSlot, target: number,
     chunkWritten: ((index: number) => void) | null) {
@@ -290,6 +286,7 @@ class ChunkEncoder {
     this.slot = slot;
     this.target = target;
     this.chunkWritten = chunkWritten;
+    this.records = new RecordEncoder(store, this.b);
   }
 
   writeAll(idempotency: IdempotencyRecord[]): Counts {
@@ -352,8 +349,7 @@ class ChunkEncoder {
     for (const kind of Object.keys(lists) as Kind[]) lists[kind].length = 0;
     this.configRefs = [];
     this.scheduler = 0;
-    this.sharedStrings.clear();
-    this.hashVectors.clear();
+    this.records.reset();
     if (this.slot.expired()) throw pinExpired();
     this.chunkWritten?.(this.file.index - 1);
   }
@@ -401,17 +397,12 @@ class ChunkEncoder {
 
   private configs(refs: number[]): void {
     const store = this.store;
-    const b = this.b;
     const cursor = new TreeCursor(this.view, fourKeyShape);
     for (let ok = cursor.seek(store.roots[layout.rootConfigHashWord]!, null, fourKeyShape); ok; ok = cursor.next()) {
       const row = cursor.value(0);
       const blob = store.configBlob(row);
       assert((refs[row] ?? 0) > 0, 'a stored config is referenced');
-      const hash = b.createByteVector(store.configHash(blob));
-      const bytes = store.configBytes(blob);
-      b.prep(8, bytes.length); // the nested TaskConfig buffer starts 8-aligned, as FlatBuffers readers expect
-      const nested = b.createByteVector(bytes);
-      this.add('configs', StoredConfig.createStoredConfig(b, hash, nested));
+      this.add('configs', this.records.storedConfig(blob));
       this.configRefs.push(refs[row]!);
       this.flushIfFull();
     }
@@ -424,111 +415,9 @@ class ChunkEncoder {
     const store = this.store;
     const cursor = new TreeCursor(this.view, taskIdShape);
     for (let ok = cursor.seek(store.roots[layout.rootTaskIdTreeWord]!, null, taskIdShape); ok; ok = cursor.next()) {
-      this.add('tasks', this.task(store.taskRecord(cursor.value(0))));
+      this.add('tasks', this.records.task(store.taskRecord(cursor.value(0))));
       this.flushIfFull();
     }
-  }
-
-  /** A string of the arena (a string blob) into the chunk. */
-  private blobString(blob: number): number {
-    const length = this.view.u32[blob >>> 2]!;
-    return this.b.createString(this.view.u8.subarray(blob + 4, blob + 4 + length));
-  }
-
-  /** An interned string, once per chunk. */
-  private shared(id: number): number {
-    let offset = this.sharedStrings.get(id);
-    if (offset === undefined) {
-      offset = this.blobString(this.store.stringBlob(id));
-      this.sharedStrings.set(id, offset);
-    }
-    return offset;
-  }
-
-  private task(record: number): number {
-    const b = this.b;
-    const view = this.view;
-    const u32 = view.u32;
-    const w = record >>> 2;
-    const configRow = u32[w + layout.taskConfigRowWord]!;
-    let hash = this.hashVectors.get(configRow);
-    if (hash === undefined) {
-      hash = b.createByteVector(this.store.configHash(this.store.configBlob(configRow)));
-      this.hashVectors.set(configRow, hash);
-    }
-    const id = this.blobString(u32[w + layout.taskIdWord]!);
-    const slaveId = u32[w + layout.taskSlaveIdWord]! === 0 ? 0 : this.blobString(u32[w + layout.taskSlaveIdWord]!);
-    const host = u32[w + layout.taskHostWord]! === 0 ? 0 : this.shared(u32[w + layout.taskHostWord]!);
-    const ports = this.ports(u32[w + layout.taskPortsWord]!);
-    const events = this.events(u32[w + layout.taskEventsWord]!, u32[w + layout.taskEventCountWord]!);
-    const ancestor = u32[w + layout.taskAncestorWord]! === 0 ? 0 : this.blobString(u32[w + layout.taskAncestorWord]!);
-    AssignedTask.startAssignedTask(b);
-    AssignedTask.addTaskId(b, id);
-    if (slaveId !== 0) AssignedTask.addSlaveId(b, slaveId);
-    if (host !== 0) AssignedTask.addSlaveHost(b, host);
-    if (ports !== 0) AssignedTask.addAssignedPorts(b, ports);
-    AssignedTask.addInstanceId(b, view.i32[w + layout.taskInstanceWord]!);
-    AssignedTask.addConfigHash(b, hash);
-    const assigned = AssignedTask.endAssignedTask(b);
-    ScheduledTask.startScheduledTask(b);
-    ScheduledTask.addAssignedTask(b, assigned);
-    ScheduledTask.addStatus(b, u32[w + layout.taskStatusWord]!);
-    ScheduledTask.addFailureCount(b, view.i32[w + layout.taskFailureCountWord]!);
-    ScheduledTask.addTimesPartitioned(b, view.i32[w + layout.taskTimesPartitionedWord]!);
-    if (events !== 0) ScheduledTask.addTaskEvents(b, events);
-    if (ancestor !== 0) ScheduledTask.addAncestorId(b, ancestor);
-    ScheduledTask.addModRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskModRevisionF64]!));
-    ScheduledTask.addCreateRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!));
-    return ScheduledTask.endScheduledTask(b);
-  }
-
-  /** Ports blob: [u32 bytes][u32 count] then per port [i32 port][u32 name bytes][name, padded to 4]. */
-  private ports(blob: number): number {
-    if (blob === 0) return 0;
-    const b = this.b;
-    const view = this.view;
-    const count = view.u32[(blob >>> 2) + 1]!;
-    assert(count <= 1024, 'at most 1024 ports');
-    const offsets = this.portOffsets;
-    offsets.length = 0;
-    let at = blob + 8;
-    for (let i = 0; i < count; i++) {
-      const length = view.u32[(at >>> 2) + 1]!;
-      const name = b.createString(view.u8.subarray(at + 8, at + 8 + length));
-      offsets.push(Port.createPort(b, name, view.i32[at >>> 2]!));
-      at += 8 + ((length + 3) & ~3);
-    }
-    return AssignedTask.createAssignedPortsVector(b, offsets);
-  }
-
-  /** A task's events, oldest first (the list is newest first). */
-  private events(head: number, count: number): number {
-    if (count === 0) return 0;
-    assert(count <= limits.taskEventsMax, 'at most taskEventsMax events');
-    const b = this.b;
-    const view = this.view;
-    const nodes = this.eventNodes;
-    nodes.length = 0;
-    for (let node = head; nodes.length < count; node = view.u32[(node >>> 2) + layout.eventPrevWord]!) {
-      assert(node !== 0, 'an event list as long as its count');
-      nodes.push(node);
-    }
-    const offsets = this.eventOffsets;
-    offsets.length = 0;
-    for (let i = nodes.length - 1; i >= 0; i--) {
-      const w = nodes[i]! >>> 2;
-      const message = view.u32[w + layout.eventMessageWord]! === 0 ? 0 :
-        this.blobString(view.u32[w + layout.eventMessageWord]!);
-      const scheduler = view.u32[w + layout.eventSchedulerWord]! === 0 ? 0 :
-        this.shared(view.u32[w + layout.eventSchedulerWord]!);
-      TaskEvent.startTaskEvent(b);
-      TaskEvent.addTimestamp(b, BigInt(view.f64[(nodes[i]! >>> 3) + layout.eventTimestampF64]!));
-      TaskEvent.addStatus(b, view.u32[w + layout.eventStatusWord]!);
-      if (message !== 0) TaskEvent.addMessage(b, message);
-      if (scheduler !== 0) TaskEvent.addScheduler(b, scheduler);
-      offsets.push(TaskEvent.endTaskEvent(b));
-    }
-    return ScheduledTask.createTaskEventsVector(b, offsets);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -540,19 +429,13 @@ class ChunkEncoder {
     for (let ok = cursor.seek(this.store.roots[rootWord]!, null, shape); ok; ok = cursor.next()) visit(cursor.value(0));
   }
 
-  /** A record blob re-encoded with its mod_revision (the stored bytes leave it out). */
+  /** Every record blob of a keyed table, with its mod_revision (RecordEncoder.keyedRecord). */
   private keyedRecords(kind: 'cronJobs' | 'quotas' | 'hosts' | 'maintenance', rootWord: number,
     shape: typeof oneKeyShape): void {
-    const store = this.store;
+    const table: KeyedTable = kind === 'cronJobs' ? RecordTable.CRON_JOB : kind === 'quotas' ? RecordTable.QUOTA :
+      kind === 'hosts' ? RecordTable.HOST_ATTRIBUTES : RecordTable.MAINTENANCE_REQUEST;
     this.walk(rootWord, shape, (blob) => {
-      const bytes = new flatbuffers.ByteBuffer(store.blobBytes(blob));
-      const revision = BigInt(store.blobRevision(blob));
-      const record = kind === 'cronJobs' ? JobConfiguration.getRootAsJobConfiguration(bytes).unpack() :
-        kind === 'quotas' ? Quota.getRootAsQuota(bytes).unpack() :
-          kind === 'hosts' ? HostAttributes.getRootAsHostAttributes(bytes).unpack() :
-            HostMaintenanceRequest.getRootAsHostMaintenanceRequest(bytes).unpack();
-      record.modRevision = revision;
-      this.add(kind, record.pack(this.b));
+      this.add(kind, this.records.keyedRecord(table, blob));
       this.flushIfFull();
     });
   }
@@ -560,10 +443,7 @@ class ChunkEncoder {
   private schedulerMetadata(): void {
     const blob = this.store.roots[layout.rootSchedulerWord]!;
     if (blob === 0) return;
-    const metadata = SchedulerMetadata.getRootAsSchedulerMetadata(
-      new flatbuffers.ByteBuffer(this.store.blobBytes(blob))).unpack();
-    metadata.modRevision = BigInt(this.store.blobRevision(blob));
-    this.scheduler = metadata.pack(this.b);
+    this.scheduler = this.records.schedulerMetadata(blob);
   }
 
   private updates(): void {
@@ -576,20 +456,13 @@ class ChunkEncoder {
   /**
    * One job update: its entry holds the update and as many events as fit in the chunk (update events, then
    * instance events, each kind oldest first); the rest continue in entries of the next chunks, whose update has
-   * only summary.key (no instructions).
+   * only summary.key (no instructions). The stored update is written as stored: without its derived state.
    */
   private update(record: number): void {
-    const store = this.store;
-    const view = this.view;
     const b = this.b;
-    const w = record >>> 2;
-    const stored = JobUpdate.getRootAsJobUpdate(new flatbuffers.ByteBuffer(
-      store.blobBytes(view.u32[w + layout.updateBlobWord]!))).unpack();
+    const records = this.records;
+    const { update: stored, modRevision, events, instanceEvents } = records.updateParts(record);
     const key = stored.summary!.key!;
-    const modRevision = BigInt(view.f64[(record >>> 3) + layout.updateModRevisionF64]!);
-    const events = this.listBlobs(view.u32[w + layout.updateEventsWord]!, view.u32[w + layout.updateEventCountWord]!);
-    const instanceEvents = this.listBlobs(view.u32[w + layout.updateInstanceEventsWord]!,
-      view.u32[w + layout.updateInstanceEventCountWord]!);
     let next = 0;     // index into events, then instance events
     const total = events.length + instanceEvents.length;
     for (let first = true; first || next < total; first = false) {
@@ -599,43 +472,14 @@ class ChunkEncoder {
       const updateEvents: number[] = [];
       const instanceOffsets: number[] = [];
       while (next < total && (updateEvents.length + instanceOffsets.length === 0 || b.offset() < this.target)) {
-        if (next < events.length) {
-          const event = JobUpdateEvent.getRootAsJobUpdateEvent(
-            new flatbuffers.ByteBuffer(store.blobBytes(events[next]!)));
-          updateEvents.push(event.unpack().pack(b));
-        } else {
-          const event = JobInstanceUpdateEvent.getRootAsJobInstanceUpdateEvent(new flatbuffers.ByteBuffer(
-            store.blobBytes(instanceEvents[next - events.length]!)));
-          instanceOffsets.push(event.unpack().pack(b));
-        }
+        if (next < events.length) updateEvents.push(records.updateEvent(events[next]!));
+        else instanceOffsets.push(records.instanceUpdateEvent(instanceEvents[next - events.length]!));
         next++;
       }
-      const eventsVector = updateEvents.length === 0 ? 0 : JobUpdateDetails.createUpdateEventsVector(b, updateEvents);
-      const instanceVector = instanceOffsets.length === 0 ? 0 :
-        JobUpdateDetails.createInstanceEventsVector(b, instanceOffsets);
-      JobUpdateDetails.startJobUpdateDetails(b);
-      JobUpdateDetails.addUpdate(b, updateOffset);
-      if (eventsVector !== 0) JobUpdateDetails.addUpdateEvents(b, eventsVector);
-      if (instanceVector !== 0) JobUpdateDetails.addInstanceEvents(b, instanceVector);
-      JobUpdateDetails.addModRevision(b, modRevision);
-      this.lists.jobUpdates.push(JobUpdateDetails.endJobUpdateDetails(b));
+      this.lists.jobUpdates.push(records.updateDetails(updateOffset, updateEvents, instanceOffsets, modRevision));
       if (next < total) this.flush();
     }
     this.flushIfFull();
-  }
-
-  /** The blobs of a newest-first list, oldest first. */
-  private listBlobs(head: number, count: number): number[] {
-    assert(count <= limits.updateEventsMax, 'at most updateEventsMax events of a kind');
-    const u32 = this.view.u32;
-    const blobs: number[] = new Array(count);
-    let node = head;
-    for (let i = count - 1; i >= 0; i--) {
-      assert(node !== 0, 'a list as long as its count');
-      blobs[i] = u32[(node >>> 2) + layout.listBlobWord]!;
-      node = u32[(node >>> 2) + layout.listPrevWord]!;
-    }
-    return blobs;
   }
 
   private idempotencyEntry(entry: IdempotencyRecord): void {

@@ -3,7 +3,9 @@
  * At start: recovery (newest snapshot + log replay) when there is a data directory, then 'ready'.
  * Then per group: drain the commit port (at most writerGroupTransactionsMax transactions), commit each (each
  * logged entry goes into one LogGroup), append the group to the log with one write and one fdatasync, publish,
- * answer the whole group. Nothing of a group is visible or acknowledged before its fdatasync returned.
+ * post the group's change records ('changes', when the engine asked for them), answer the whole group. Nothing of
+ * a group is visible, acknowledged or shown to a watcher before its fdatasync returned. Recovery posts the change
+ * records of the revisions it replays before 'ready', which says from which revision on history is complete.
  * Fail-stop: an I/O error of the log, a bug (assertion) or a full arena mid-apply throws; the thread first posts
  * 'fatal' with the error's code, then dies, and the main thread fails every pending and later call.
  */
@@ -15,7 +17,7 @@ import { renameSync } from 'node:fs';
 import { ErrorCode, type StateRestore } from '../../core/fbs/strata.js';
 import { FormatError, fsyncDirectory, magicBackup, mkdirDurable } from '../../core/files.js';
 import { backupName, pruneBackups } from '../snapshot/backups.js';
-import { groupBytesMax, writerGroupTransactionsMax } from '../../core/limits.js';
+import { changesGroupBytesMax, groupBytesMax, writerGroupTransactionsMax } from '../../core/limits.js';
 import { listSnapshots } from '../snapshot/read.js';
 import { spawnSnapshot } from '../snapshot/spawn.js';
 import type { SnapshotWriteResult } from '../snapshot/write.js';
@@ -23,6 +25,7 @@ import { loadSnapshot } from './restore.js';
 import { pinClockMs } from '../reader/pin.js';
 import { WriteAheadLog } from './log.js';
 import { recover, restoredWriter, type Recovery } from './recover.js';
+import { ChangeBatch, ChangeRecorder, type ChangesMessage } from './changes.js';
 import { restoreFileName, retainSnapshots } from '../snapshot/retention.js';
 import { errorResult, WriterCore } from './writer.js';
 
@@ -37,6 +40,8 @@ export interface WriterData {
   segmentBytes?: number;
   snapshot?: Partial<SnapshotOptions>;
   backup?: Partial<BackupOptions>;
+  /** Encode a change record per revision and post them ('changes'); false or absent: none (no watcher). */
+  changes?: boolean;
 }
 
 export interface SnapshotOptions {
@@ -68,7 +73,10 @@ export interface BackupOptions {
 
 export const backupDefaults: BackupOptions = { everyMs: 60 * 60_000, keep: 48, dir: null };
 
-export interface CommitMessage { kind: 'commit'; ids: number[]; transactions: Uint8Array[] }
+/** scopes: per transaction the roles it may write (null: any), or null when no transaction of it has a scope. */
+export interface CommitMessage {
+  kind: 'commit'; ids: number[]; transactions: Uint8Array[]; scopes: (readonly string[] | null)[] | null;
+}
 export interface StatsMessage { kind: 'stats'; id: number }
 export interface CloseMessage { kind: 'close'; id: number }
 export interface SnapshotMessage { kind: 'snapshot' | 'backup'; id: number }
@@ -81,8 +89,10 @@ export type WriterRequest = CommitMessage | StatsMessage | CloseMessage | Snapsh
 export interface DoneMessage { kind: 'done'; id: number; revision: number; error: string | null }
 /** The answer to SnapshotMessage: the snapshot written, or why not. */
 export interface SnapshotDoneMessage { kind: 'snapshot'; id: number; result: SnapshotWriteResult | null; error: string | null }
-export interface ResultsMessage { kind: 'results'; ids: number[]; results: Uint8Array[] }
-export interface ReadyMessage { kind: 'ready'; recovery: Omit<Recovery, 'tail' | 'writer'> | null }
+/** syncMs: the group's log append + fdatasync time (-1: nothing was logged), for the fsync histogram. */
+export interface ResultsMessage { kind: 'results'; ids: number[]; results: Uint8Array[]; syncMs?: number }
+/** historyFrom: 'changes' came for every revision after it (the loaded snapshot's revision; 0: none). */
+export interface ReadyMessage { kind: 'ready'; recovery: Omit<Recovery, 'tail' | 'writer'> | null; historyFrom: number }
 export interface FatalMessage { kind: 'fatal'; code: string; message: string }
 
 const data = workerData as WriterData;
@@ -113,10 +123,16 @@ function loadNewestSnapshot(dir: string): { path: string; revision: number } | n
   }
   return null;
 }
-const newWriter = (): WriterCore => new WriterCore({
-  arena: data.arena, control: data.control, arenaBytesMax: data.arenaBytesMax, pinMsMax: data.pinMsMax,
-  now: pinClockMs,
-});
+/** The change records of the group being built (and of a replay), when the engine wants them. */
+const changeBatch = data.changes === true ? new ChangeBatch() : null;
+const newWriter = (): WriterCore => {
+  const core = new WriterCore({
+    arena: data.arena, control: data.control, arenaBytesMax: data.arenaBytesMax, pinMsMax: data.pinMsMax,
+    now: pinClockMs,
+  });
+  if (changeBatch !== null) core.changes = new ChangeRecorder(core.tables, changeBatch, Date.now);
+  return core;
+};
 let writer = newWriter();
 const brokenSnapshots: string[] = [];
 const port = data.port;
@@ -150,6 +166,12 @@ function prefixed(values: Record<string, number>): Record<string, number> {
   return out;
 }
 
+/** Posts the change records held (all durable: after a group's fdatasync, or replayed from the log). */
+function postChanges(): void {
+  const taken = changeBatch?.take() ?? null;
+  if (taken !== null) port.postMessage(taken.message satisfies ChangesMessage, [taken.buffer]);
+}
+
 /** Set once a restore entry is durable: the state is to be replaced, so the engine reopens; nothing else commits. */
 let restored = false;
 
@@ -178,12 +200,14 @@ function oneGroup(first: CommitMessage): CommitMessage | null {
   drain: while (message !== undefined) {
     if (message.kind === 'commit') {
       for (let i = 0; i < message.transactions.length; i++) {
-        if (ids.length >= writerGroupTransactionsMax || (log !== null && groupLog.bytes() >= groupBytesMax)) {
-          left = { kind: 'commit', ids: message.ids.slice(i), transactions: message.transactions.slice(i) };
+        if (ids.length >= writerGroupTransactionsMax || (log !== null && groupLog.bytes() >= groupBytesMax) ||
+          (changeBatch !== null && changeBatch.bytes >= changesGroupBytesMax)) {
+          left = { kind: 'commit', ids: message.ids.slice(i), transactions: message.transactions.slice(i),
+            scopes: message.scopes?.slice(i) ?? null };
           break drain;
         }
         ids.push(message.ids[i]!);
-        results.push(writer.commit(message.transactions[i]!));
+        results.push(writer.commit(message.transactions[i]!, message.scopes?.[i] ?? null));
       }
     } else {
       after.push(message); // answered after the group is durable (close waits for it)
@@ -193,17 +217,20 @@ function oneGroup(first: CommitMessage): CommitMessage | null {
   const t1 = performance.now();
   commitMsTotal += t1 - t0;
   groupTransactions += ids.length;
+  let syncMs = -1;
   if (log !== null && groupLog.count > 0) {
     try {
       log.append(groupLog.finish(), writer.revision);
     } catch (error) {
       fatal(error);
     }
-    appendMsTotal += performance.now() - t1;
+    syncMs = performance.now() - t1;
+    appendMsTotal += syncMs;
   }
   failpoint('log.before-publish');
   writer.publish();
-  port.postMessage({ kind: 'results', ids, results } satisfies ResultsMessage);
+  postChanges();
+  port.postMessage({ kind: 'results', ids, results, syncMs } satisfies ResultsMessage);
   for (const request of after) other(request);
   return left;
 }
@@ -269,6 +296,8 @@ function restore(message: RestoreMessage): DoneMessage {
     fatal(error);
   }
   restored = true;
+  writer.changes?.reset(revision);
+  postChanges();
   return { kind: 'done', id: message.id, revision, error: null };
 }
 
@@ -411,7 +440,7 @@ function start(): void {
   if (data.dataDir !== null) {
     const logDir = join(data.dataDir, 'log');
     const snapshotDir = join(data.dataDir, 'snapshots');
-    recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir), replaceState);
+    recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir), replaceState, postChanges);
     writer = recovery.writer;
     if (brokenSnapshots.length > 0) recovery.brokenSnapshots = brokenSnapshots;
     log = new WriteAheadLog({ dir: logDir, segmentBytes: data.segmentBytes, onSync: (ms) => { fsyncMsTotal += ms; } });
@@ -435,7 +464,10 @@ function start(): void {
     const { tail: _tail, writer: _writer, ...rest } = recovery;
     ready = rest;
   }
-  port.postMessage({ kind: 'ready', recovery: ready } satisfies ReadyMessage);
+  postChanges();
+  // Replay encoded every revision after the snapshot it started from (a bulk snapshot load encodes none).
+  const historyFrom = recovery?.snapshot?.revision ?? 0;
+  port.postMessage({ kind: 'ready', recovery: ready, historyFrom } satisfies ReadyMessage);
   if (recovery !== null && snapshotOptions.afterReplay > 0 && recovery.replayed >= snapshotOptions.afterReplay) {
     startSnapshot('recovery replayed a long log tail');
   }

@@ -9,6 +9,10 @@
  *   counts, job update event counts), so state limits hold across the operations of one transaction.
  * - Client bytes are never trusted: any exception while reading them is a malformed transaction
  *   (INVALID_ARGUMENT), never an assertion.
+ * - Under a write scope (a list of roles), every record an op writes and every record a precondition reads is of
+ *   a role in it, or the transaction is refused (PERMISSION_DENIED) before anything applies: a task's role is its
+ *   config's job role, both the new one and the stored one it replaces; records without a role (host attributes,
+ *   maintenance requests, the scheduler metadata) are refused to every scoped commit.
  */
 import * as flatbuffers from 'flatbuffers';
 import { canonicalConfig, emptyStringsToNull, hashHex, type CanonicalConfig } from '../../core/config.js';
@@ -152,6 +156,7 @@ export class Planner {
   private newBytes = 0;     // bytes of new blobs the plan writes, where they are not bounded by the message size
   private listsCharged = new Set<string>(); // updates whose event lists are already in newBytes
   private inlineConfigs = 0;
+  private scope: readonly string[] | null = null;  // the roles this transaction may touch; null: every record
 
   constructor(tables: Tables) {
     this.tables = tables;
@@ -167,7 +172,9 @@ export class Planner {
     return { clientId: utf8(client), sequence: key.sequence() };
   }
 
-  plan(transaction: Transaction, clientId: string | null, sequence: bigint): Plan {
+  plan(transaction: Transaction, clientId: string | null, sequence: bigint, scope: readonly string[] | null = null):
+    Plan {
+    this.scope = scope;
     this.configs = new Map();
     this.inline = new Map();
     this.tasks = new Map();
@@ -287,6 +294,7 @@ export class Planner {
         const id = bytesOrNull(precondition.taskId(UTF8));
         if (!isText(id)) throw invalid('a task precondition needs a valid task_id');
         const row = this.tables.taskRow(id!);
+        this.checkTaskRole(row, id!);
         if (row >= 0) {
           const record = this.tables.taskRecord(row);
           revision = this.tables.taskModRevision(record);
@@ -296,11 +304,13 @@ export class Planner {
       }
       case RecordTable.CRON_JOB: {
         const key = jobKeyStrings(precondition.job()?.unpack() ?? null);
+        this.checkRole(key[0]!, `cron job ${key.join('/')}`);
         revision = this.blobRevision(this.cronBlob(key));
         break;
       }
       case RecordTable.JOB_UPDATE: {
         const key = updateKeyStrings(precondition.updateKey()?.unpack() ?? null);
+        this.checkRole(key[0]!, `job update ${key.join('/')}`);
         const record = this.updateRecord(key);
         if (record !== 0) revision = this.tables.view.f64[(record >>> 3) + layout.updateModRevisionF64]!;
         break;
@@ -308,6 +318,7 @@ export class Planner {
       case RecordTable.QUOTA: {
         const role = text(precondition.role());
         if (!isIdentifierString(role)) throw invalid('a quota precondition needs a valid role');
+        this.checkRole(role, 'the quota');
         revision = this.blobRevision(this.tables.find1(layout.rootQuotaWord, this.tables.stringId(role)));
         break;
       }
@@ -315,11 +326,13 @@ export class Planner {
       case RecordTable.MAINTENANCE_REQUEST: {
         const host = bytesOrNull(precondition.host(UTF8));
         if (!isText(host)) throw invalid('a host precondition needs a valid host');
+        this.checkUnscoped(table === RecordTable.HOST_ATTRIBUTES ? 'host attributes' : 'maintenance requests');
         const word = table === RecordTable.HOST_ATTRIBUTES ? layout.rootHostAttributesWord : layout.rootMaintenanceWord;
         revision = this.blobRevision(this.tables.find1(word, this.tables.stringId(utf8(host!))));
         break;
       }
       case RecordTable.SCHEDULER:
+        this.checkUnscoped('the scheduler metadata');
         revision = this.blobRevision(this.tables.roots[layout.rootSchedulerWord]!);
         break;
       default:
@@ -335,6 +348,31 @@ export class Planner {
       holds = present && status === precondition.status();
     }
     if (!holds) throw new PlanError(ErrorCode.PRECONDITION_FAILED, 'precondition failed');
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Write scope
+
+  /** A record of `role` may be written (or read by a precondition) under the transaction's scope. */
+  private checkRole(role: string, what: string): void {
+    if (this.scope !== null && !this.scope.includes(role)) {
+      throw new PlanError(ErrorCode.PERMISSION_DENIED, `${what} is of role ${role}, outside this commit's write scope`);
+    }
+  }
+
+  /** The role of a stored task (row: its row before the transaction, -1: none or touched by an earlier op). */
+  private checkTaskRole(row: number, id: Uint8Array): void {
+    if (this.scope === null || row < 0) return;
+    const record = this.tables.taskRecord(row);
+    this.checkRole(this.tables.internedValue(this.tables.taskWord(record, layout.taskRoleWord)), `task ${utf8(id)}`);
+  }
+
+  /** Records without a role: no scoped transaction may touch them. */
+  private checkUnscoped(what: string): void {
+    if (this.scope !== null) {
+      throw new PlanError(ErrorCode.PERMISSION_DENIED, `${what} belong to no role: a commit with a write scope ` +
+        'cannot touch them');
+    }
   }
 
   private blobRevision(blob: number): number {
@@ -400,6 +438,11 @@ export class Planner {
       const key = Buffer.from(task.id).toString('latin1');
       if (seen.has(key)) throw invalid(`task ${utf8(task.id)} is twice in one UpsertTasks`);
       seen.add(key);
+      if (this.scope !== null) {
+        // Both the role it gets and the role of the task it replaces (one an earlier op touched was checked then).
+        this.checkRole(this.factsOf(task.config).role, `task ${utf8(task.id)}`);
+        this.checkTaskRole(this.taskStatus(task.id).row, task.id);
+      }
       tasks.push(task);
     }
     for (const task of tasks) this.setTaskStatus(task.id, task.status, task.events.length);
@@ -490,6 +533,7 @@ export class Planner {
       this.ports(transition.assignedPortsLength(), (i) => transition.assignedPorts(i)!) : null;
     const current = this.taskStatus(id!);
     if (current.status < 0) throw new PlanError(ErrorCode.NOT_FOUND, `no task ${utf8(id!)}`);
+    this.checkTaskRole(current.row, id!);
     if (hasExpect && current.status !== transition.expectStatus()) {
       throw new PlanError(ErrorCode.PRECONDITION_FAILED, `task ${utf8(id!)} is not in the expected status`);
     }
@@ -520,6 +564,7 @@ export class Planner {
       case Op.SaveCronJob: return this.planSaveCron((unpacked as { job: JobConfigurationT | null }).job);
       case Op.RemoveCronJob: {
         const key = jobKeyStrings((unpacked as { key: JobKeyT | null }).key);
+        this.checkRole(key[0]!, `cron job ${key.join('/')}`);
         this.records.set(`c:${key.join('/')}`, false);
         return { kind: opRemoveCron, key };
       }
@@ -531,6 +576,7 @@ export class Planner {
         const keys = (unpacked as { keys: JobUpdateKeyT[] }).keys.map((k) => updateKeyStrings(k));
         if (keys.length > limits.queryKeysMax) throw invalid('too many keys');
         for (const key of keys) {
+          this.checkRole(key[0]!, `job update ${key.join('/')}`);
           const name = `u:${key.join('/')}`;
           this.records.set(name, false);
           this.updateEvents.set(`${name}/e`, 0);
@@ -543,22 +589,26 @@ export class Planner {
         if (!isIdentifierString(text(role))) throw invalid('a quota needs a valid role');
         const aggregate = quota ?? new ResourceAggregateT();
         for (const r of aggregate.resources) checkResource(r);
+        this.checkRole(text(role), 'the quota');
         return { kind: opSaveQuota, role: text(role), quota: aggregate };
       }
       case Op.RemoveQuota: {
         const role = text((unpacked as { role: string | null }).role);
         if (!isIdentifierString(role)) throw invalid('RemoveQuota needs a valid role');
+        this.checkRole(role, 'the quota');
         return { kind: opRemoveQuota, role };
       }
       case Op.SaveHostAttributes: return this.planHosts((unpacked as { attributes: HostAttributesT[] }).attributes);
       case Op.SaveMaintenanceRequest: {
         const request = (unpacked as { request: HostMaintenanceRequestT | null }).request;
         if (request === null || !isText(bytesOrNull(request.host))) throw invalid('a maintenance request needs a host');
+        this.checkUnscoped('maintenance requests');
         return { kind: opSaveMaintenance, request };
       }
       case Op.RemoveMaintenanceRequest: {
         const host = text((unpacked as { host: string | null }).host);
         if (!isText(bytesOrNull(host))) throw invalid('RemoveMaintenanceRequest needs a host');
+        this.checkUnscoped('maintenance requests');
         return { kind: opRemoveMaintenance, host };
       }
       case Op.SaveSchedulerMetadata: {
@@ -566,6 +616,7 @@ export class Planner {
         if (metadata === null || !isText(bytesOrNull(metadata.frameworkId))) {
           throw invalid('scheduler metadata needs a framework_id');
         }
+        this.checkUnscoped('the scheduler metadata');
         return { kind: opSaveScheduler, metadata };
       }
       default:
@@ -587,10 +638,12 @@ export class Planner {
       const key = Buffer.from(id!).toString('latin1');
       if (seen.has(key)) throw invalid(`task ${utf8(id!)} is twice in one DeleteTasks`);
       seen.add(key);
-      if (this.taskStatus(id!).status < 0) {
+      const current = this.taskStatus(id!);
+      if (current.status < 0) {
         if (!op.ignoreMissing()) throw new PlanError(ErrorCode.NOT_FOUND, `no task ${utf8(id!)}`);
         continue;
       }
+      this.checkTaskRole(current.row, id!);
       ids.push(id!);
     }
     for (const id of ids) this.setTaskStatus(id, -1, 0);
@@ -600,6 +653,7 @@ export class Planner {
   private planSaveCron(job: JobConfigurationT | null): OpPlan {
     if (job === null) throw invalid('SaveCronJob needs a job');
     const key = jobKeyStrings(job.key);
+    this.checkRole(key[0]!, `cron job ${key.join('/')}`);
     if (text(job.cronSchedule) === '') throw invalid('a cron job needs a cron_schedule');
     if (job.instanceCount < 1) throw invalid('a cron job needs instance_count >= 1');
     if (job.cronCollisionPolicy < 0 || job.cronCollisionPolicy > 2) throw invalid('unknown cron collision policy');
@@ -621,6 +675,7 @@ export class Planner {
     const summary = update?.summary ?? null;
     if (update === null || summary === null) throw invalid('SaveJobUpdate needs an update with a summary');
     const key = updateKeyStrings(summary.key);
+    this.checkRole(key[0]!, `job update ${key.join('/')}`);
     const instructions = update.instructions;
     if (instructions === null || (instructions.desiredState === null && instructions.initialState.length === 0)) {
       throw invalid('a job update needs a desired_state or an initial_state');
@@ -649,6 +704,7 @@ export class Planner {
   private planUpdateEvent(type: Op, op: { key: JobUpdateKeyT | null; event: JobUpdateEventT | JobInstanceUpdateEventT | null }):
     OpPlan {
     const key = updateKeyStrings(op.key);
+    this.checkRole(key[0]!, `job update ${key.join('/')}`);
     if (op.event === null) throw invalid('an update event is needed');
     const name = `u:${key.join('/')}`;
     const overlay = this.records.get(name);
@@ -689,6 +745,7 @@ export class Planner {
 
   private planHosts(hosts: HostAttributesT[]): OpPlan {
     if (hosts.length > limits.queryKeysMax) throw invalid('too many hosts');
+    this.checkUnscoped('host attributes');
     const seen = new Set<string>();
     for (const host of hosts) {
       const name = text(host.host);

@@ -7,6 +7,8 @@
  * tail in the newest segment is reported in the result; WriteAheadLog.open() cuts it off.
  * Replay publishes every replayPublishEvery entries: copy-on-write nodes of one epoch are updated in place, so
  * long epochs replay faster, and publishing lets the arena reclaim what the replay made garbage.
+ * A writer with a ChangeRecorder (writer.changes) encodes each replayed revision's change record exactly as the
+ * commit did (a restore entry: a reset record); `published` is called after each publish, to ship them.
  */
 import * as flatbuffers from 'flatbuffers';
 import { TransactionResult, type StateRestore } from '../../core/fbs/strata.js';
@@ -52,7 +54,7 @@ export interface Recovery {
  */
 export function recover(writerOf: WriterCore | (() => WriterCore), logDir: string,
   loadSnapshot: () => { path: string; revision: number } | null,
-  replaceState?: (restore: StateRestore, revision: number) => WriterCore): Recovery {
+  replaceState?: (restore: StateRestore, revision: number) => WriterCore, published?: () => void): Recovery {
   const start = performance.now();
   const snapshot = loadSnapshot();
   let writer = typeof writerOf === 'function' ? writerOf() : writerOf; // loading may have replaced a writer spoilt by a damaged snapshot
@@ -99,8 +101,10 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
             'needs the data directory it was written in');
         }
         writer.publish();
+        published?.();
         writer = replaceState(restore, revision);
         writer.log = null;
+        writer.changes?.reset(revision);
         replayed++;
         good = revision;
         continue;
@@ -119,11 +123,13 @@ export function recover(writerOf: WriterCore | (() => WriterCore), logDir: strin
       good = revision;
       if (++sincePublish >= replayPublishEvery) {
         writer.publish();
+        published?.();
         sincePublish = 0;
       }
     }
   });
   writer.publish();
+  published?.();
   writer.log = previousLog;
   const final = writer;
   if (scan.segments.length > 0 && scan.segments[0]!.firstRevision > base + 1) {

@@ -167,6 +167,13 @@ export class Tables extends StoreReader {
     return this.interned.size;
   }
 
+  /** The value of an interned string by its id (writer-side map: no arena read, no decoding). */
+  internedValue(id: number): string {
+    const entry = this.internedById[id];
+    assert(entry !== undefined && entry.refs > 0, 'the value of a string that is not interned');
+    return entry.value;
+  }
+
   // ----------------------------------------------------------------------------------------------------------
   // Tree and radix roots
 

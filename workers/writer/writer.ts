@@ -22,6 +22,7 @@ import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
 import { LogGroupBuilder } from '../../core/log-entry.js';
 import { Applier, type OpOutcome } from './apply.js';
+import type { ChangeRecorder } from './changes.js';
 import { rewriteConfigs } from './log-rewrite.js';
 import { Planner, PlanError } from './plan.js';
 import { Tables } from './tables.js';
@@ -60,6 +61,8 @@ export class WriterCore {
   groupsPublished = 0;
   /** Where commit() writes the log entries of the group being built; null: nothing is logged (replay, tests). */
   log: LogGroupBuilder | null = null;
+  /** What encodes each revision's change record (changes.ts); null: none (no watcher, tools, bulk loads). */
+  changes: ChangeRecorder | null = null;
 
   constructor(options: WriterOptions) {
     this.options = options;
@@ -79,8 +82,12 @@ export class WriterCore {
     this.tables.context.epochBuilding = this.epochPublished + 1;
   }
 
-  /** Checks and applies one transaction; returns its TransactionResult bytes (valid after publish only). */
-  commit(bytes: Uint8Array): Uint8Array {
+  /**
+   * Checks and applies one transaction; returns its TransactionResult bytes (valid after publish only).
+   * scope: the roles the transaction may write (PERMISSION_DENIED for any other record); null: any record.
+   * A replay never has one: what the log holds was allowed when it committed.
+   */
+  commit(bytes: Uint8Array, scope: readonly string[] | null = null): Uint8Array {
     if (bytes.length > limits.transactionBytesMax) {
       return encodeOutcome(errorOutcome(this.revision, ErrorCode.INVALID_ARGUMENT,
         `a transaction is at most ${limits.transactionBytesMax} bytes`));
@@ -100,7 +107,7 @@ export class WriterCore {
       if (first !== undefined) return markDuplicate(first);
     }
     this.tables.configsNew.length = 0;
-    const outcome = this.commitTransaction(transaction, clientId, sequence);
+    const outcome = this.commitTransaction(transaction, clientId, sequence, scope);
     const result = encodeOutcome(outcome);
     const log = this.log;
     if (log !== null) {
@@ -115,10 +122,11 @@ export class WriterCore {
     return result;
   }
 
-  private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint): Outcome {
+  private commitTransaction(transaction: Transaction, clientId: string | null, sequence: bigint,
+    scope: readonly string[] | null): Outcome {
     let plan;
     try {
-      plan = this.planner.plan(transaction, clientId, sequence);
+      plan = this.planner.plan(transaction, clientId, sequence, scope);
     } catch (error) {
       return this.clientError(error);
     }
@@ -131,13 +139,23 @@ export class WriterCore {
     tables.revisionBuilding = this.revision + 1;
     const ops: OpOutcome[] = [];
     let changed = false;
+    const changes = this.changes;
     for (const op of plan.ops) {
+      if (changes !== null) changes.beforeOp(op);
       const outcome = this.applier.apply(op);
-      if (!outcome.noop) changed = true;
+      if (!outcome.noop) {
+        changed = true;
+        if (changes !== null) changes.afterOp(op, outcome);
+      }
       ops.push(outcome);
     }
     tables.flushConfigs();
     if (changed) this.revision++;
+    // Encoded now, before the next transaction of the group changes these records again.
+    if (changes !== null) {
+      if (changed) changes.commit(this.revision);
+      else changes.discard();
+    }
     return { revision: this.revision, code: ErrorCode.OK, message: '', opIndex: -1, preconditionIndex: -1, ops,
       changed, inlineConfigs: plan.inlineConfigs };
   }

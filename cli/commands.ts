@@ -1,78 +1,87 @@
 /**
  * The strata command's dispatcher: one table of commands (a name of one or more words, its options, at most one
- * positional argument, its help, and the function that runs it), parsed with node:util parseArgs. Online commands
- * (status, query, watch, backup, ...) are added as more rows. Owner: the strata process's main thread.
+ * positional argument, its help, and the function that runs it), parsed with node:util parseArgs. The offline
+ * tools (log, snapshot create/dump, backup restore) work on a data directory; the online commands
+ * (cli/online-commands.ts: status, query, watch, txn, backup, ...) talk to a running stratad. Owner: the strata
+ * process's main thread.
  * Invariants: every command and command group answers --help (exit 0); any mistake in the arguments is exit 2
- * with a one-line message naming the help to read; a command's exit code is what its function returns.
+ * with a one-line message naming the help to read; a command's exit code is what its function returns (or
+ * resolves to: online commands are asynchronous); the longest command name that matches the words wins
+ * (`snapshot dump` before `snapshot`).
  */
 import { parseArgs } from 'node:util';
 import {
   exitFailure, exitLocked, exitOk, exitTornTail, exitUsage, logDump, logEdit, logTruncate, logVerify, opNames,
-  type Output, type Write,
+  type Write,
 } from './log-tools.js';
 import { backupList, backupRestore } from './backup-tools.js';
 import { snapshotCreate, snapshotKeepDefault } from './snapshot-create.js';
 import { snapshotDumpCommand } from './snapshot-tools.js';
+import { type Command, count, type Io, type OptionSpec, required, revision, type Values } from './command-spec.js';
+import { backupListOnline } from './online-admin.js';
+import { onlineCommands } from './online-commands.js';
+import { exitDenied, exitUnavailable, onlineOptionNames, onlineOptions, withClient } from './online.js';
 import { UsageError } from './tool-support.js';
 
-export interface Io extends Output {
-  writeError: Write;
-}
-
-interface OptionSpec {
-  name: string;
-  type: 'string' | 'boolean';
-  value?: string;          // the placeholder in help: REV, DIR, ...
-  description: string;
-}
-
-type Values = Record<string, string | boolean | undefined>;
-
-interface Command {
-  name: string;
-  summary: string;
-  description: string[];
-  options: OptionSpec[];
-  /** The one positional argument the command takes, if any (its placeholder in help: FILE). */
-  positional?: string;
-  run(values: Values, io: Io, positional: string | undefined): number;
-}
+export type { Io } from './command-spec.js';
 
 const dataDirOption: OptionSpec = { name: 'data-dir', type: 'string', value: 'DIR',
   description: 'the data directory (default ./data); the daemon must be stopped' };
 
-const exitCodeLines = [
-  `${exitOk}  ok`,
-  `${exitFailure}  failure, or corruption found`,
-  `${exitUsage}  usage error (bad arguments)`,
-  `${exitLocked}  the data directory is in use (a running daemon or another tool holds its lock)`,
-  `${exitTornTail}  log verify: the only problem is a torn tail (the daemon cuts it off at its next start)`,
-];
-
-/** A decimal integer argument >= `least`; `what` names it in the message (a revision, a count). */
-function integer(flag: string, value: string | boolean | undefined, least: number, what: string): number | undefined {
-  if (value === undefined) return undefined;
-  const text = String(value);
-  const parsed = Number(text);
-  if (!/^\d+$/.test(text) || !Number.isSafeInteger(parsed) || parsed < least) {
-    throw new UsageError(`--${flag} takes ${what} (an integer >= ${least}), not ${JSON.stringify(text)}`);
-  }
-  return parsed;
-}
-
-const revision = (flag: string, value: string | boolean | undefined) => integer(flag, value, 0, 'a revision');
-const count = (flag: string, value: string | boolean | undefined) => integer(flag, value, 1, 'a count');
-
-function required(flag: string, value: string | boolean | undefined): string | boolean {
-  if (value === undefined) throw new UsageError(`--${flag} is required`);
-  return value;
-}
+const exitCodeLines = {
+  ok: `${exitOk}  ok`,
+  failure: `${exitFailure}  failure: corruption found, or (online) a typed error, shown with its code name`,
+  usage: `${exitUsage}  usage error (bad arguments, a malformed transaction file)`,
+  locked: `${exitLocked}  the data directory is in use (a running daemon or another tool holds its lock)`,
+  torn: `${exitTornTail}  log verify: the only problem is a torn tail (the daemon cuts it off at its next start)`,
+  unavailable: `${exitUnavailable}  online: cannot connect, connection lost, or no answer in time (UNAVAILABLE, DEADLINE_EXCEEDED)`,
+  denied: `${exitDenied}  online: the token is refused (UNAUTHENTICATED) or not allowed this (PERMISSION_DENIED)`,
+};
+const offlineExitCodes = [exitCodeLines.ok, exitCodeLines.failure, exitCodeLines.usage, exitCodeLines.locked,
+  exitCodeLines.torn];
+const onlineExitCodes = [exitCodeLines.ok, exitCodeLines.failure, exitCodeLines.usage, exitCodeLines.unavailable,
+  exitCodeLines.denied];
+const allExitCodes = Object.values(exitCodeLines);
 
 function offline(values: Values): { dataDir: string } {
   return { dataDir: (values['data-dir'] as string | undefined) ?? './data' };
 }
 
+const backupListCommand: Command = {
+name: 'backup list',
+  summary: 'list the backups: online from the daemon, or offline with --data-dir / --dir',
+  description: [
+    'Online (the default): asks the running daemon (admin token) for its backups: name, revision, time, bytes.',
+    'Offline, with --data-dir or --dir: lists the backup files of <data-dir>/backups (or of DIR), newest first, as',
+    'their names say (Aurora\'s scheduler-backup-yyyy-MM-dd-HH-mm, UTC), reading each one\'s header and end frame',
+    '(one that does not read is listed as DAMAGED; `strata snapshot dump FILE` checks every chunk). The offline',
+    'form takes no lock (backups are never changed once installed), so it works beside a running daemon too.',
+  ],
+  options: [
+    ...onlineOptions,
+    { ...dataDirOption, description: 'offline: list the backups/ of this data directory' },
+    { name: 'dir', type: 'string', value: 'DIR', description: 'offline: list this directory instead' },
+    { name: 'json', type: 'boolean', description: 'one JSON object per line' },
+  ],
+  online: true,
+  run: (values, io) => {
+    const offlineForm = values['data-dir'] !== undefined || values['dir'] !== undefined;
+    const onlineGiven = onlineOptionNames.filter((name) => values[name] !== undefined);
+    if (!offlineForm) return withClient(values, io, 'backup list', (client) => backupListOnline(client, values, io));
+    if (onlineGiven.length > 0) {
+      throw new UsageError(`--${onlineGiven[0]} is for the online form; --data-dir and --dir list files offline`);
+    }
+    return backupList({ ...offline(values), dir: values['dir'] as string | undefined, json: values['json'] === true }, io);
+  },
+};
+
+/** The online commands (backup list beside the other backup commands), then the offline tools. */
+const backupListAt = onlineCommands.findIndex((c) => c.name === 'backup create') + 1;
+
 export const commands: Command[] = [
+  ...onlineCommands.slice(0, backupListAt),
+  backupListCommand,
+  ...onlineCommands.slice(backupListAt),
   {
     name: 'log dump',
     summary: 'print logged transactions (text or JSON lines), filtered',
@@ -211,23 +220,6 @@ export const commands: Command[] = [
       keep: count('keep', values['keep']) ?? snapshotKeepDefault }, io),
   },
   {
-    name: 'backup list',
-    summary: 'list the backups (newest first): name, revision, time, tasks, bytes',
-    description: [
-      'Lists the backups of <data-dir>/backups (or --dir), newest first, as their names say (Aurora\'s',
-      'scheduler-backup-yyyy-MM-dd-HH-mm, UTC). Each backup\'s header and end frame are read; a backup that does',
-      'not read is listed as DAMAGED. `strata snapshot dump FILE` reads and checks every chunk of one. It takes no',
-      'lock (backups are never changed once installed), so it works beside a running daemon.',
-    ],
-    options: [
-      { ...dataDirOption, description: 'the data directory whose backups/ to list (default ./data)' },
-      { name: 'dir', type: 'string', value: 'DIR', description: 'list this directory instead' },
-      { name: 'json', type: 'boolean', description: 'one JSON object per line' },
-    ],
-    run: (values, io) => backupList({ ...offline(values), dir: values['dir'] as string | undefined,
-      json: values['json'] === true }, io),
-  },
-  {
     name: 'backup restore',
     summary: 'offline restore: a backup into an empty data directory',
     description: [
@@ -243,7 +235,13 @@ export const commands: Command[] = [
 ];
 
 function optionText(option: OptionSpec): string {
-  return `--${option.name}${option.value === undefined ? '' : ` ${option.value}`}`;
+  return `--${option.name}${option.value === undefined ? '' : ` ${option.value}`}${option.multiple ? ' ...' : ''}`;
+}
+
+function writeExitCodes(lines: string[], write: Write): void {
+  write('');
+  write('exit codes:');
+  for (const line of lines) write(`  ${line}`);
 }
 
 function commandHelp(command: Command, write: Write): void {
@@ -256,61 +254,118 @@ function commandHelp(command: Command, write: Write): void {
   const width = Math.max(...command.options.map((o) => optionText(o).length), '--help'.length) + 2;
   for (const option of command.options) write(`  ${optionText(option).padEnd(width)}${option.description}`);
   write(`  ${'--help'.padEnd(width)}this help`);
-  write('');
-  write('exit codes:');
-  for (const line of exitCodeLines) write(`  ${line}`);
+  const more = commands.filter((c) => c.name.startsWith(`${command.name} `));
+  if (more.length > 0) {
+    write('');
+    write(`also: ${more.map((c) => `strata ${c.name}`).join(', ')} (each with its own --help)`);
+  }
+  const codes = command.name === 'backup list' ? allExitCodes.filter((l) => !l.startsWith(`${exitTornTail} `))
+    : command.online === true ? onlineExitCodes : offlineExitCodes;
+  writeExitCodes(codes, write);
 }
 
 function listHelp(prefix: string, write: Write): void {
   const synopsis = prefix === '' ? '<command>' : `${prefix}<command>`;
   write(`usage: strata ${synopsis} [options]   (strata ${synopsis} --help for one command's own help)`);
-  write('');
-  write('commands:');
-  const shown = commands.filter((c) => c.name.startsWith(prefix));
+  const shown = commands.filter((c) => c.name.startsWith(prefix) || c.name === prefix.trim());
   const width = Math.max(...shown.map((c) => c.name.length)) + 2;
-  for (const command of shown) write(`  ${command.name.padEnd(width)}${command.summary}`);
+  for (const online of [true, false]) {
+    const group = shown.filter((c) => (c.online === true) === online);
+    if (group.length === 0) continue;
+    write('');
+    write(online ? 'online commands (a running stratad: --url, --token, --ca, --timeout):'
+      : 'offline tools (a data directory: --data-dir):');
+    for (const command of group) write(`  ${command.name.padEnd(width)}${command.summary}`);
+  }
   write('');
-  write('The log commands, snapshot create and backup restore are offline: they work on the data directory of a stopped daemon');
-  write('(--data-dir, default ./data), hold its lock while they run, and refuse if a running daemon holds it.');
-  write('snapshot dump only reads a file and takes no lock. See docs/operations.md.');
-  write('');
-  write('exit codes:');
-  for (const line of exitCodeLines) write(`  ${line}`);
+  write('Online commands connect to --url (default $STRATA_URL, else ws://127.0.0.1:7420/v1) with --token (default');
+  write('$STRATA_TOKEN). The log commands, snapshot create and backup restore are offline: they work on the data');
+  write('directory of a stopped daemon (--data-dir, default ./data), hold its lock while they run, and refuse if a');
+  write('running daemon holds it. snapshot dump and backup list --data-dir only read files and take no lock.');
+  write('See docs/operations.md.');
+  writeExitCodes(allExitCodes, write);
 }
 
-/** Runs the strata command line `argv` (without node and the script); returns the exit code. */
-export function run(argv: string[], io: Io): number {
+interface Parsed { code: number; command?: Command; values?: Values; positional?: string | undefined }
+
+/** The words before the first option: the command's name, then its positional argument. */
+function leadingWords(argv: string[]): string[] {
   const words: string[] = [];
   for (const arg of argv) {
     if (arg.startsWith('-')) break;
     words.push(arg);
   }
+  return words;
+}
+
+/** The command whose name is the longest that the words start with (`snapshot dump` before `snapshot`). */
+function commandOf(words: string[]): Command | undefined {
+  const matching = commands.filter((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
+  return matching.sort((a, b) => b.name.length - a.name.length)[0];
+}
+
+/** Finds the command and parses its arguments; `code` is set when there is nothing (more) to run. */
+function parse(argv: string[], io: Io): Parsed {
+  const words = leadingWords(argv);
   const help = argv.includes('--help') || argv.includes('-h');
-  const command = commands.find((c) => c.name === words.slice(0, c.name.split(' ').length).join(' '));
-  if (command === undefined) {
+  const command = commandOf(words);
+  const nameWords = command?.name.split(' ').length ?? 0;
+  const isGroup = command !== undefined && commands.some((c) => c.name.startsWith(`${command.name} `));
+  if (command === undefined || (isGroup && command.positional === undefined && words.length > nameWords)) {
     const group = words.length === 1 && commands.some((c) => c.name.startsWith(`${words[0]} `)) ? `${words[0]} ` : '';
-    if (words.length <= 1 && (words.length === 0 || group !== '')) {
+    if (command === undefined && words.length <= 1 && (words.length === 0 || group !== '')) {
       listHelp(group, help ? io.write : io.writeError);
-      return help ? exitOk : exitUsage;
+      return { code: help ? exitOk : exitUsage };
     }
     io.writeError(`strata: unknown command '${words.join(' ')}'; see strata --help`);
-    return exitUsage;
+    return { code: exitUsage };
   }
   if (help) {
     commandHelp(command, io.write);
-    return exitOk;
+    return { code: exitOk };
   }
-  const config: Record<string, { type: 'string' | 'boolean' }> = {};
-  for (const option of command.options) config[option.name] = { type: option.type };
+  const config: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const option of command.options) config[option.name] = { type: option.type, multiple: option.multiple === true };
+  const { values, positionals } = parseArgs({ args: argv.slice(nameWords), options: config,
+    strict: true, allowPositionals: command.positional !== undefined });
+  if (positionals.length > 1) throw new UsageError(`one ${command.positional} at most, not ${positionals.length}`);
+  return { code: exitOk, command, values: values as Values, positional: positionals[0] };
+}
+
+function usageCode(error: unknown, io: Io, argv: string[]): number {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (!(error instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw error;
+  const named = commandOf(leadingWords(argv));
+  io.writeError(`strata: ${(error as Error).message}; see strata ${named === undefined ? '' : `${named.name} `}--help`);
+  return exitUsage;
+}
+
+/**
+ * Runs the strata command line `argv` (without node and the script); resolves to the exit code. Offline
+ * commands run synchronously inside it; online ones are awaited.
+ */
+export async function run(argv: string[], io: Io): Promise<number> {
   try {
-    const { values, positionals } = parseArgs({ args: argv.slice(command.name.split(' ').length), options: config,
-      strict: true, allowPositionals: command.positional !== undefined });
-    if (positionals.length > 1) throw new UsageError(`one ${command.positional} at most, not ${positionals.length}`);
-    return command.run(values as Values, io, positionals[0]);
+    const parsed = parse(argv, io);
+    if (parsed.command === undefined) return parsed.code;
+    return await parsed.command.run(parsed.values!, io, parsed.positional);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    if (!(error instanceof UsageError) && !code.startsWith('ERR_PARSE_ARGS')) throw error;
-    io.writeError(`strata: ${(error as Error).message}; see strata ${command.name} --help`);
-    return exitUsage;
+    return usageCode(error, io, argv);
+  }
+}
+
+/**
+ * `run` for the offline tools only, synchronously (tests and scripts that embed them). A command line that
+ * needs the network is a programming error here.
+ */
+export function runSync(argv: string[], io: Io): number {
+  try {
+    const parsed = parse(argv, io);
+    if (parsed.command === undefined) return parsed.code;
+    const code = parsed.command.run(parsed.values!, io, parsed.positional);
+    if (typeof code !== 'number') throw new Error(`strata ${parsed.command.name} is online: use run(), not runSync()`);
+    return code;
+  } catch (error) {
+    return usageCode(error, io, argv);
   }
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
- * The `strata` command: operator tools for a strata data directory (today the offline log tools; see
- * cli/commands.ts for the table of commands and docs/operations.md). Owner: this process's main thread.
- * Invariants: the exit code is the command's (process.exitCode, so that buffered output is flushed first);
- * standard output is written in blocks, a reader that goes away (EPIPE, `| head`) ends the process quietly.
+ * The `strata` command: the offline tools for a strata data directory and the online commands for a running
+ * stratad (cli/commands.ts has the table of commands; docs/operations.md documents them). Owner: this process's
+ * main thread.
+ * Invariants: the exit code is the command's (process.exitCode once its promise settles, so that buffered output
+ * is flushed first); standard output is written in blocks, a reader that goes away (EPIPE, `| head`) ends the
+ * process quietly; a long-running command (watch) flushes after each message.
  */
 import { writeSync } from 'node:fs';
 import { run } from './commands.js';
@@ -37,11 +39,15 @@ function writeError(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** A command's work is done once its promise settles; a socket still closing may not hold the process longer. */
+const exitGraceMs = 2000;
+
 try {
-  process.exitCode = run(process.argv.slice(2), { write, writeError });
+  process.exitCode = await run(process.argv.slice(2), { write, writeError, flush });
 } catch (error) {
   writeError(`strata: ${(error as Error)?.stack ?? String(error)}`);
   process.exitCode = 1;
 } finally {
   flush();
+  setTimeout(() => process.exit(), exitGraceMs).unref();
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { commitOk, tempDir as tempDirOf } from './support/durable.js';
 import { decodeQueryResponse } from '../core/codec.js';
-import { run } from '../cli/commands.js';
+import { runSync as run } from '../cli/commands.js';
 import { recoverDataDirectory } from '../cli/offline-recovery.js';
 import { Engine } from '../daemon/engine.js';
 import { backupName, restoreBackupOffline } from '../workers/snapshot/backups.js';

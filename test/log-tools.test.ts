@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { run } from '../cli/commands.js';
+import { runSync as run } from '../cli/commands.js';
 import { readLog } from '../cli/log-read.js';
 import {
   exitFailure, exitLocked, exitOk, exitTornTail, exitUsage, logDump, logEdit, logTruncate, logVerify,

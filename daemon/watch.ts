@@ -23,10 +23,9 @@ import {
   eventsFrameOverhead, eventsPerRevisionOverhead, setSubscription, watchEnded, watchEvents, watchProgress,
 } from './protocol.js';
 
-/** The keys of one changed record, for filtering (workers/writer/changes.ts produces them). */
-export interface ChangeKey { table: number; role: string; environment: string; jobName: string; taskId: string }
-/** One committed revision's changes. */
-export interface ChangeRevision { revision: number; bytes: Uint8Array; keys: ChangeKey[] }
+import type { ChangeKey, ChangeRevision } from '../workers/writer/changes.js';
+
+export type { ChangeKey, ChangeRevision };
 
 /** A connection as the hub sees it. */
 export interface WatchSink {
@@ -73,7 +72,7 @@ export function keyMatches(f: Filter, k: ChangeKey): boolean {
 /** The revision's bytes as this filter sees them: whole, a filtered copy, or null when nothing matches. */
 export function filterRevision(f: Filter, change: ChangeRevision): Uint8Array | null {
   const keys = change.keys;
-  if (keys.length === 0) return change.bytes; // a reset (or an empty revision): everyone must see it
+  if (change.reset || keys.length === 0) return change.bytes; // a reset (or an empty revision): everyone sees it
   let matched = 0;
   for (const k of keys) if (keyMatches(f, k)) matched++;
   if (matched === keys.length) return change.bytes;

@@ -20,7 +20,7 @@ function change(revision: number, role: string, taskId = `${role}-t${revision}`,
   });
   const bytes = encode(make(f.RevisionChangesT, { revision: BigInt(revision), tasks: [task] }));
   const keys: ChangeKey[] = [{ table: f.RecordTable.TASK, role, environment: env, jobName: name, taskId }];
-  return { revision, bytes, keys };
+  return { revision, bytes, keys, reset: false };
 }
 
 /** Two jobs of two roles in one revision (a filter by one role must get a filtered copy). */
@@ -32,7 +32,7 @@ function twoRoles(revision: number): ChangeRevision {
     { table: f.RecordTable.TASK, role: 'a', environment: 'prod', jobName: 'web', taskId: 'a1' },
     { table: f.RecordTable.TASK, role: 'b', environment: 'prod', jobName: 'web', taskId: 'b1' },
     { table: f.RecordTable.CRON_JOB, role: 'b', environment: 'prod', jobName: 'web', taskId: '' },
-  ] };
+  ], reset: false };
 }
 
 class FakeSink implements WatchSink {
@@ -212,7 +212,7 @@ test('a gap in the revisions restarts history after it; a reset revision reaches
   const sink = new FakeSink();
   hub.subscribe(1, sink, compileFilter([], 'a', '', '', []), -1, 1000, false);
   hub.publish([change(1, 'a')]);
-  const reset = { revision: 2, bytes: encode(make(f.RevisionChangesT, { revision: 2n, reset: true })), keys: [] };
+  const reset = { revision: 2, bytes: encode(make(f.RevisionChangesT, { revision: 2n, reset: true })), keys: [], reset: true };
   hub.publish([reset]);
   t.true(sink.revisions(1)[1]!.reset);
   hub.publish([change(10, 'a')]); // 3..9 never seen

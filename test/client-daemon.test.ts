@@ -5,11 +5,11 @@
  * against a fake server; this checks that both ends read the protocol the same way.
  */
 import test from 'ava';
-import { createServer, connect, type Socket } from 'node:net';
 import { ErrorCode, ScheduleStatus, StrataClient, StrataError, type WatchMessage } from '../client/index.js';
 import { jobConfig, task } from './support/build.js';
 import { startDaemon } from './support/daemon.js';
 import { tempDir } from './support/durable.js';
+import { proxy } from './support/proxy.js';
 
 const admin = 'admin-token-0123456789';
 const roleA = 'role-a-token-0123456789';
@@ -17,30 +17,6 @@ const tokens = [
   { name: 'admin', token: admin, admin: true },
   { name: 'a', token: roleA, read: ['a'], write: ['a'] },
 ];
-
-/**
- * A TCP proxy in front of the daemon, so a restarted daemon (on a new port: the old one lingers in TIME_WAIT)
- * is reached at the same URL.
- */
-async function proxy(t: { teardown(fn: () => unknown): void }, target: () => number): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    const upstream = connect(target(), '127.0.0.1');
-    for (const s of [socket, upstream]) {
-      sockets.add(s);
-      s.on('error', () => { socket.destroy(); upstream.destroy(); });
-      s.on('close', () => { sockets.delete(s); socket.destroy(); upstream.destroy(); });
-    }
-    socket.pipe(upstream).pipe(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const address = server.address();
-  return typeof address === 'object' && address !== null ? address.port : 0;
-}
 
 async function next(iterator: AsyncIterator<WatchMessage>, type: WatchMessage['type']): Promise<WatchMessage> {
   for (;;) {

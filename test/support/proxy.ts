@@ -1,6 +1,6 @@
 /**
- * A TCP proxy in front of a daemon, so that a restarted daemon (on a new port: the old one lingers in
- * TIME_WAIT) is reached at the same URL. Closed in the test's teardown.
+ * A TCP proxy in front of a daemon, so that a restarted daemon (the tests start every daemon on port 0, so
+ * it comes back on another port) is reached at the same URL. Closed in the test's teardown.
  */
 import { connect, createServer, type Socket } from 'node:net';
 

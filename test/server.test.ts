@@ -272,3 +272,23 @@ test('TLS: wss with the configured certificate; the same protocol inside', async
   await t.throwsAsync(RawClient.connect(d.url), { message: /self[- ]signed|certificate/ }); // an unknown CA is refused
   await t.throwsAsync(RawClient.connect(d.url.replace('wss:', 'ws:')));
 });
+
+test('before recovery is done: /healthz 200, /readyz 503, WebSocket upgrades refused with 503', async (t) => {
+  const { Server } = await import('../daemon/server.js');
+  const { WatchHub } = await import('../daemon/watch.js');
+  const { loadConfig } = await import('../daemon/config.js');
+  const config = loadConfig(['--listen', '127.0.0.1:0'], {});
+  const hub = new WatchHub(-1, { historyBytes: 1 << 20, bufferBytes: 1 << 20, closeBytes: 1 << 20, frameBytesMax: 1 << 20 });
+  const server = new Server(config, {
+    engine: () => null, ready: () => false, hub, metrics: null, version: 'test', websocket: 'native', startedMs: Date.now(),
+    commitStaged: () => Promise.reject(new Error('no')),
+  });
+  const port = await server.listen();
+  t.teardown(() => server.stop());
+  t.is((await get(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  t.is((await get(`http://127.0.0.1:${port}/readyz`)).status, 503);
+  await t.throwsAsync(RawClient.connect(`ws://127.0.0.1:${port}/v1`), { message: /503/ });
+  server.stop();
+  // Stopping: no new connections; one kept alive from before is told 503.
+  t.true([0, 503].includes((await get(`http://127.0.0.1:${port}/healthz`).catch(() => ({ status: 0 }))).status));
+});

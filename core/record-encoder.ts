@@ -42,9 +42,10 @@ export class RecordEncoder {
   readonly store: StoreReader;
   readonly builder: flatbuffers.Builder;
   private readonly view: ArenaView;
-  // Offsets valid in the buffer being built (forgotten by reset()): interned strings and config hashes.
-  private readonly sharedStrings = new Map<number, number>();
-  private readonly hashVectors = new Map<number, number>();
+  // Offsets written into the buffer being built: interned strings by string id, config hash vectors by config row.
+  // An entry counts only if its generation is the buffer's (reset() starts a new one: nothing to clear).
+  private readonly sharedStrings = new OffsetCache();
+  private readonly hashVectors = new OffsetCache();
   // Scratch, written by index up to a count (never truncated: setting length to 0 frees the backing store).
   private readonly eventNodes: number[] = [];
   private readonly eventOffsets: number[] = [];
@@ -58,9 +59,8 @@ export class RecordEncoder {
 
   /** Forgets the offsets of the buffer built so far: call it with every builder.clear(). */
   reset(): void {
-    // Map.clear() allocates a new table even when empty: the writer resets once per revision.
-    if (this.sharedStrings.size > 0) this.sharedStrings.clear();
-    if (this.hashVectors.size > 0) this.hashVectors.clear();
+    this.sharedStrings.forget();
+    this.hashVectors.forget();
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ export class RecordEncoder {
   /** An interned string, once per buffer. */
   shared(id: number): number {
     let offset = this.sharedStrings.get(id);
-    if (offset === undefined) {
+    if (offset === 0) {
       offset = this.blobString(this.store.stringBlob(id));
       this.sharedStrings.set(id, offset);
     }
@@ -103,7 +103,7 @@ export class RecordEncoder {
     const w = record >>> 2;
     const configRow = u32[w + layout.taskConfigRowWord]!;
     let hash = this.hashVectors.get(configRow);
-    if (hash === undefined) {
+    if (hash === 0) {
       hash = b.createByteVector(this.store.configHash(this.store.configBlob(configRow)));
       this.hashVectors.set(configRow, hash);
     }
@@ -128,8 +128,8 @@ export class RecordEncoder {
     ScheduledTask.addTimesPartitioned(b, view.i32[w + layout.taskTimesPartitionedWord]!);
     if (events !== 0) ScheduledTask.addTaskEvents(b, events);
     if (ancestor !== 0) ScheduledTask.addAncestorId(b, ancestor);
-    ScheduledTask.addModRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskModRevisionF64]!));
-    ScheduledTask.addCreateRevision(b, BigInt(view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!));
+    addFieldInt64Number(b, scheduledTaskModRevisionField, view.f64[(record >>> 3) + layout.taskModRevisionF64]!);
+    addFieldInt64Number(b, scheduledTaskCreateRevisionField, view.f64[(record >>> 3) + layout.taskCreateRevisionF64]!);
     return ScheduledTask.endScheduledTask(b);
   }
 
@@ -172,7 +172,7 @@ export class RecordEncoder {
       const scheduler = view.u32[w + layout.eventSchedulerWord]! === 0 ? 0 :
         this.shared(view.u32[w + layout.eventSchedulerWord]!);
       TaskEvent.startTaskEvent(b);
-      TaskEvent.addTimestamp(b, BigInt(view.f64[(nodes[i]! >>> 3) + layout.eventTimestampF64]!));
+      addFieldInt64Number(b, taskEventTimestampField, view.f64[(nodes[i]! >>> 3) + layout.eventTimestampF64]!);
       TaskEvent.addStatus(b, view.u32[w + layout.eventStatusWord]!);
       if (message !== 0) TaskEvent.addMessage(b, message);
       if (scheduler !== 0) TaskEvent.addScheduler(b, scheduler);
@@ -296,4 +296,59 @@ export function offsetVector(b: flatbuffers.Builder, offsets: number[], count: n
   b.startVector(4, count, 4);
   for (let i = count - 1; i >= 0; i--) b.addOffset(offsets[i]!);
   return b.endVector();
+}
+
+/**
+ * Offsets by a small dense key (string id, config row), valid for one buffer: typed arrays indexed by the key, each
+ * entry stamped with the generation it was written in (an f64 count: it never wraps). No Map: the writer starts a
+ * buffer per revision, and a Map's clear() allocates a new table each time.
+ */
+class OffsetCache {
+  private offsets = new Int32Array(256);
+  private generations = new Float64Array(256);
+  private generation = 1;
+
+  forget(): void {
+    this.generation++;
+  }
+
+  /** The offset written for `key` in this buffer, or 0 (no FlatBuffers offset is 0). */
+  get(key: number): number {
+    return key < this.offsets.length && this.generations[key] === this.generation ? this.offsets[key]! : 0;
+  }
+
+  set(key: number, offset: number): void {
+    assert(key >= 0 && offset > 0);
+    if (key >= this.offsets.length) {
+      const length = Math.max(this.offsets.length * 2, key + 1);
+      const offsets = new Int32Array(length);
+      offsets.set(this.offsets);
+      const generations = new Float64Array(length);
+      generations.set(this.generations);
+      this.offsets = offsets;
+      this.generations = generations;
+    }
+    this.offsets[key] = offset;
+    this.generations[key] = this.generation;
+  }
+}
+
+// Slots of the long fields written from doubles (schema.fbs field order; a field is never renumbered).
+const taskEventTimestampField = 0;          // TaskEvent.timestamp
+const scheduledTaskModRevisionField = 6;    // ScheduledTask.mod_revision
+const scheduledTaskCreateRevisionField = 7; // ScheduledTask.create_revision
+
+/**
+ * What a generated add<Field>(b, BigInt(value)) writes for a long field, from an integral double (the store keeps
+ * revisions and timestamps as f64): the same bytes, without the generated path's BigInt work (a BigInt('0')
+ * default and three BigInt operations per field: a third of a task's encoding). A 0 is left out, as the default
+ * is, unless `always`.
+ */
+export function addFieldInt64Number(b: flatbuffers.Builder, field: number, value: number, always = false): void {
+  assert(Number.isInteger(value), 'a long field from an integral double');
+  if (value === 0 && !always) return;
+  b.prep(8, 0);
+  b.writeInt32(Math.floor(value / 4294967296) | 0); // the high word first: the builder writes backwards
+  b.writeInt32((value >>> 0) | 0);                   // the low word, two's complement (>>> is modulo 2^32)
+  b.slot(field);
 }

@@ -2,11 +2,11 @@
  * Writer-alone phases of the engine benchmark: a WriterCore in the benchmark's own thread, no readers, no log.
  * Owner: the benchmark process's main thread.
  * Invariants: transaction bytes are made before the clock starts; only commit() and publish() are timed (with
- * --changes also the change records: their encoding in commit(), and per publish the batch taken and serialized
- * as postMessage would, v8.serialize standing in for it); every result is checked after the clock stops, and a
- * failed transaction stops the benchmark (it would measure nothing).
+ * --changes also the change records: their encoding in commit(), and per publish the batch taken and posted to a
+ * MessagePort, as the writer thread does; the receiver's side, the main thread's, is not timed); every result is
+ * checked after the clock stops, and a failed transaction stops the benchmark (it would measure nothing).
  */
-import { serialize } from 'node:v8';
+import { MessageChannel } from 'node:worker_threads';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import { pinClockMs } from '../workers/reader/pin.js';
@@ -27,8 +27,12 @@ export interface WriterCounts {
   warmup: number;          // untimed single transitions before the first timed run
 }
 
-/** The change batch of a writer made with changes on (--changes). */
+/** The change batch of a writer made with changes on (--changes), and where its batches are posted. */
 const changeBatches = new WeakMap<WriterCore, ChangeBatch>();
+const changesChannel = new MessageChannel();
+changesChannel.port2.on('message', () => undefined); // delivered between phases, when the event loop runs
+changesChannel.port1.unref();
+changesChannel.port2.unref();
 
 /**
  * A WriterCore over fresh shared memory, with the engine's default limits (a longer pinMsMax for --hold-pin);
@@ -49,11 +53,11 @@ export function newWriterCore(holdPin: boolean, changes = false): { writer: Writ
   return { writer, control };
 }
 
-/** publish(), then what the writer thread does with the group's change records (taken, serialized). */
+/** publish(), then what the writer thread does with the group's change records (taken, posted). */
 function publish(writer: WriterCore): void {
   writer.publish();
   const taken = changeBatches.get(writer)?.take() ?? null;
-  if (taken !== null) serialize(taken.message);
+  if (taken !== null) changesChannel.port1.postMessage(taken.message, [taken.buffer]);
 }
 
 const changesOf = (writer: WriterCore): string => (changeBatches.has(writer) ? 'on' : 'off');

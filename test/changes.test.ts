@@ -10,6 +10,7 @@ import test from 'ava';
 import * as flatbuffers from 'flatbuffers';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
 import { Engine, type EngineOptions } from '../daemon/engine.js';
+import { addFieldInt64Number } from '../core/record-encoder.js';
 import type { ChangeRevision } from '../workers/writer/changes.js';
 import { tempDir } from './support/durable.js';
 import { f, jobConfig, make, op, query, task, taskQuery, transition, txn, upsert } from './support/build.js';
@@ -502,4 +503,19 @@ test('a job update is sent whole with every event, whatever the size; revisions 
   t.deepEqual(revisions.map((r) => r.revision), [decodeTransactionResult(a).revision, decodeTransactionResult(b).revision]);
   t.deepEqual(revisions.map((r) => r.jobUpdates[0]!.instanceEvents.length), [3001, 3011]);
   t.is(revisions[0]!.jobUpdates[0]!.instanceEvents[0]!.timestampMs, 5n, 'events oldest first');
+});
+
+test('addFieldInt64Number writes the bytes the generated BigInt adder writes', (t) => {
+  for (const value of [1, -1, 7, 2 ** 31, -(2 ** 31), 2 ** 32, -(2 ** 32) - 5, 1_764_000_000_000, 2 ** 53 - 1, -(2 ** 53) + 1, 0]) {
+    const bytes = (write: (b: flatbuffers.Builder) => void) => {
+      const b = new flatbuffers.Builder(16);
+      b.startObject(3);
+      b.addFieldInt32(0, 9, 0);
+      write(b);
+      b.finish(b.endObject());
+      return b.asUint8Array().slice();
+    };
+    t.deepEqual(bytes((b) => addFieldInt64Number(b, 2, value)), bytes((b) => b.addFieldInt64(2, BigInt(value), 0n)), `${value}`);
+  }
+  t.throws(() => addFieldInt64Number(new flatbuffers.Builder(16), 0, 0.5));
 });

@@ -22,7 +22,7 @@ import {
   JobKey, JobUpdateKey, RecordTable, RevisionChanges, TaskRef,
 } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
-import { offsetVector, RecordEncoder } from '../../core/record-encoder.js';
+import { addFieldInt64Number, offsetVector, RecordEncoder } from '../../core/record-encoder.js';
 import { text, utf8 } from '../../core/text.js';
 import type { OpOutcome } from './apply.js';
 import {
@@ -278,10 +278,9 @@ export class ChangeRecorder {
   private start(revision: number): void {
     const b = this.builder;
     RevisionChanges.startRevisionChanges(b);
-    RevisionChanges.addRevision(b, BigInt(revision));
-    b.forceDefaults(true); // written even when 0: the bytes' layout never depends on the clock
-    RevisionChanges.addTimestampMs(b, BigInt(this.clockMs()));
-    b.forceDefaults(false);
+    addFieldInt64Number(b, revisionChangesRevisionField, revision);
+    // Written even when 0: the bytes' layout never depends on the clock.
+    addFieldInt64Number(b, revisionChangesTimestampField, this.clockMs(), true);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -442,6 +441,8 @@ export class ChangeRecorder {
 }
 
 const jobWords = [layout.taskRoleWord, layout.taskEnvWord, layout.taskNameWord];
+const revisionChangesRevisionField = 0;   // RevisionChanges.revision (schema.fbs field order)
+const revisionChangesTimestampField = 1;  // RevisionChanges.timestamp_ms
 /** Scratch entries kept between revisions (the common revision touches one task); beyond, the arrays are cut. */
 const touchesKept = 64;
 

@@ -120,17 +120,22 @@ const keys: Record<string, Key> = {
   allowUnauthenticated: bool((c) => c.allowUnauthenticated, (c, v: boolean) => { c.allowUnauthenticated = v; }),
   allowUwsFallback: bool((c) => c.allowUwsFallback, (c, v: boolean) => { c.allowUwsFallback = v; }),
   readerThreads: int(0, 63, (c) => c.readerThreads, (c, v: number) => { c.readerThreads = v; }),
-  'limits.frameBytesMax': int(1024, gib, (c) => c.limits.frameBytesMax, (c, v: number) => { c.limits.frameBytesMax = v; }),
+  'limits.frameBytesMax': int(1024, 256 * 1024 * 1024, (c) => c.limits.frameBytesMax, (c, v: number) => { c.limits.frameBytesMax = v; }),
   'limits.requestsInFlightMax': int(1, 1 << 20, (c) => c.limits.requestsInFlightMax, (c, v: number) => { c.limits.requestsInFlightMax = v; }),
   'limits.subscriptionsMax': int(0, 1 << 16, (c) => c.limits.subscriptionsMax, (c, v: number) => { c.limits.subscriptionsMax = v; }),
   'limits.requestsPerSecondMax': int(0, 1 << 30, (c) => c.limits.requestsPerSecondMax, (c, v: number) => { c.limits.requestsPerSecondMax = v; }),
   'limits.connectionsMax': int(1, 1 << 20, (c) => c.limits.connectionsMax, (c, v: number) => { c.limits.connectionsMax = v; }),
   'limits.helloTimeoutMs': int(10, 3_600_000, (c) => c.limits.helloTimeoutMs, (c, v: number) => { c.limits.helloTimeoutMs = v; }),
-  'limits.idleTimeoutS': int(0, 3600, (c) => c.limits.idleTimeoutS, (c, v: number) => { c.limits.idleTimeoutS = v; }),
+  // uWS accepts 0 (off) or 8..960 seconds; anything else aborts the process inside uWS.
+  'limits.idleTimeoutS': int(0, 960, (c) => c.limits.idleTimeoutS, (c, v: number) => {
+    if (v !== 0 && v < 8) throw new ConfigError(`limits.idleTimeoutS must be 0 (off) or 8..960, not ${v}`);
+    c.limits.idleTimeoutS = v;
+  }),
   'watch.historyBytes': int(1024 * 1024, 16 * gib, (c) => c.watch.historyBytes, (c, v: number) => { c.watch.historyBytes = v; }),
   'watch.progressMs': int(10, 3_600_000, (c) => c.watch.progressMs, (c, v: number) => { c.watch.progressMs = v; }),
-  'watch.bufferBytes': int(64 * 1024, 4 * gib, (c) => c.watch.bufferBytes, (c, v: number) => { c.watch.bufferBytes = v; }),
-  'watch.closeBytes': int(64 * 1024, 16 * gib, (c) => c.watch.closeBytes, (c, v: number) => { c.watch.closeBytes = v; }),
+  'watch.bufferBytes': int(64 * 1024, gib, (c) => c.watch.bufferBytes, (c, v: number) => { c.watch.bufferBytes = v; }),
+  // uWS counts a socket's buffer in 32 bits: closeBytes + 2 frames + the largest answer must stay below 4 GiB.
+  'watch.closeBytes': int(64 * 1024, gib, (c) => c.watch.closeBytes, (c, v: number) => { c.watch.closeBytes = v; }),
   'watch.listsConcurrent': int(1, 1024, (c) => c.watch.listsConcurrent, (c, v: number) => { c.watch.listsConcurrent = v; }),
   'snapshot.everyMs': int(0, 2 ** 40, (c) => c.snapshot.everyMs, (c, v: number) => { c.snapshot.everyMs = v; }),
   'snapshot.logBytes': int(0, 2 ** 50, (c) => c.snapshot.logBytes, (c, v: number) => { c.snapshot.logBytes = v; }),
@@ -145,7 +150,7 @@ const keys: Record<string, Key> = {
 export const usage = `usage: stratad [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
                [--allow-uws-fallback] [--allow-unauthenticated] [--KEY VALUE ...]
 Config sources, later ones win: embedded defaults, the JSON file (--config or STRATA_CONFIG), environment
-(STRATA_DATA_DIR, STRATA_LISTEN, STRATA_TOKEN: one admin token, STRATA_<KEY> with dots as _), flags.
+(STRATA_DATA_DIR, STRATA_LISTEN, STRATA_ADMIN_TOKEN: one admin token, STRATA_<KEY> in capitals with _), flags.
 Keys: ${Object.keys(keys).join(', ')}; tokens only in the file (docs/operations.md).`;
 
 function setKey(config: DaemonConfig, name: string, value: unknown, source: string): void {
@@ -183,7 +188,13 @@ function tokens(value: unknown, base: string): TokenConfig[] {
       if (!['name', 'token', 'tokenFile', 'admin', 'read', 'write'].includes(k)) throw new ConfigError(`${where}: unknown key ${k}`);
     }
     let token = e.token;
-    if (typeof e.tokenFile === 'string') token = readFileSync(resolve(base, e.tokenFile), 'utf8').split('\n')[0]!.trim();
+    if (typeof e.tokenFile === 'string') {
+      try {
+        token = readFileSync(resolve(base, e.tokenFile), 'utf8').split('\n')[0]!.trim();
+      } catch (error) {
+        throw new ConfigError(`${where}: tokenFile ${e.tokenFile}: ${(error as Error).message}`);
+      }
+    }
     if (typeof token !== 'string' || token.length < 16) throw new ConfigError(`${where}: token (or tokenFile) must hold at least 16 characters`);
     const roles = (v: unknown, k: string): string[] => {
       if (v === undefined) return [];
@@ -240,9 +251,11 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('STRATA_') || value === undefined) continue;
-    if (name === 'STRATA_CONFIG' || name === 'STRATA_URL' || name === 'STRATA_FAILPOINTS' || name.startsWith('STRATA_CRASH')) continue;
+    if (name === 'STRATA_CONFIG' || name === 'STRATA_URL' || name === 'STRATA_FUZZ_FRAMES' || name === 'STRATA_FAILPOINTS' || name.startsWith('STRATA_CRASH')) continue;
     if (name === 'STRATA_LISTEN') { listen(config, value, name); continue; }
-    if (name === 'STRATA_TOKEN') {
+    // STRATA_TOKEN is the CLI's client token, not the daemon's: the daemon's one admin token has its own name.
+    if (name === 'STRATA_TOKEN') continue;
+    if (name === 'STRATA_ADMIN_TOKEN') {
       config.tokens = tokens([{ name: 'env', token: value, admin: true }], '.');
       continue;
     }
@@ -266,6 +279,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new ConfigError(`listening on ${config.host} without tokens would let anyone in: configure tokens or set allowUnauthenticated`);
   }
   if (config.watch.closeBytes < config.watch.bufferBytes) throw new ConfigError('watch.closeBytes must be >= watch.bufferBytes');
+  if (config.watch.closeBytes < config.limits.frameBytesMax) throw new ConfigError('watch.closeBytes must be >= limits.frameBytesMax');
   const seen = new Set<string>();
   for (const t of config.tokens) {
     if (seen.has(t.token)) throw new ConfigError(`token ${t.name} is configured twice`);

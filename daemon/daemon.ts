@@ -35,6 +35,8 @@ export class Daemon {
   readonly uws: UwsDetection;
   private engineNow: Engine | null = null;
   private readyNow = false;
+  private opening: Promise<void> | null = null;
+  private stopped = false;
   private tick: NodeJS.Timeout | null = null;
   private readonly events: DaemonEvents;
   readonly startedMs = Date.now();
@@ -104,8 +106,17 @@ export class Daemon {
     };
   }
 
-  private async open(): Promise<void> {
+  private open(): Promise<void> {
+    this.opening = this.openEngine().finally(() => { this.opening = null; });
+    return this.opening;
+  }
+
+  private async openEngine(): Promise<void> {
     const engine = await Engine.open(this.engineOptions());
+    if (this.stopped) { // stop() came while recovering: nothing is served from it
+      await engine.close();
+      return;
+    }
     const revision = engine.stats().revision;
     // No replay (or history lost to a reopen): history continues from the recovered revision.
     if (this.hub.revision < revision) this.hub.history.clear(revision);
@@ -120,16 +131,25 @@ export class Daemon {
     const result = await engine.commitStaged();
     this.engineNow = null;
     this.events.onEvent?.({ msg: 'staged backup committed: reopening', revision: result.revision, file: result.file });
-    await this.open();
+    try {
+      await this.open();
+    } catch (error) {
+      // The restore is logged; a store that does not reopen is not served half-way: fail-stop, a restart recovers.
+      this.readyNow = false;
+      this.events.onFailure?.(error as Error);
+      throw error;
+    }
     return result;
   }
 
   /** Stops serving, then closes the engine (the group in flight is finished and synced). */
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.tick !== null) clearInterval(this.tick);
     this.tick = null;
     this.readyNow = false;
     this.server.stop();
+    await this.opening?.catch(() => undefined); // a reopen in progress ends first (and closes what it opened)
     const engine = this.engineNow;
     this.engineNow = null;
     await engine?.close();

@@ -201,7 +201,7 @@ export class Engine {
 
   private fail(error: Error): void {
     if (this.failure !== null) return;
-    this.failure = this.closed ? new EngineError('the engine is closed') : error;
+    this.failure = this.closed ? new EngineError('the engine is closed', 'UNAVAILABLE') : error;
     for (const pending of this.pending.values()) pending.reject(this.failure);
     this.pending.clear();
     if (!this.closed) this.onFailure?.(error);
@@ -256,6 +256,7 @@ export class Engine {
   /** Answers several QueryRequests on one and the same revision (one pin), in order. */
   queryBatch(requests: Uint8Array[]): Promise<Uint8Array[]> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new EngineError('the engine is closing', 'UNAVAILABLE'));
     if (requests.length > limits.queryBatchMax) {
       return Promise.reject(new EngineError(`at most ${limits.queryBatchMax} queries in one batch`));
     }
@@ -265,6 +266,7 @@ export class Engine {
   /** Answers a QueryRequest (FlatBuffers bytes) with QueryResponse bytes. */
   query(request: Uint8Array): Promise<Uint8Array> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new EngineError('the engine is closing', 'UNAVAILABLE'));
     return new Promise<Uint8Array>((resolve, reject) => {
       if (this.queryQueue.length === 0) queueMicrotask(() => this.flushQueries());
       this.queryQueue.push({ bytes: request, pending: { resolve, reject } });

@@ -36,7 +36,7 @@ export class Metrics {
   constructor(sources: MetricsSources) {
     const r = this.registry;
     client.collectDefaultMetrics({ register: r, prefix: 'strata_' });
-    this.commits = new client.Counter({ name: 'strata_commits_total', help: 'Transactions answered, by outcome (ok, error, duplicate)', labelNames: ['result'], registers: [r] });
+    this.commits = new client.Counter({ name: 'strata_commits_total', help: 'Transactions answered, by outcome: ok, error (refused, in its result), duplicate, failed (no result: the engine failed or is closing)', labelNames: ['result'], registers: [r] });
     this.commitSeconds = new client.Histogram({ name: 'strata_commit_seconds', help: 'Commit latency seen by the server: request received to result (durable)', buckets: latencyBuckets, registers: [r] });
     this.querySeconds = new client.Histogram({ name: 'strata_query_seconds', help: 'Query latency seen by the server', buckets: latencyBuckets, registers: [r] });
     this.requests = new client.Counter({ name: 'strata_requests_total', help: 'Requests received, by body type', labelNames: ['type'], registers: [r] });
@@ -46,16 +46,19 @@ export class Metrics {
     this.fsyncSeconds = new client.Histogram({ name: 'strata_fsync_seconds', help: 'Log append + fdatasync time per commit group', buckets: latencyBuckets, registers: [r] });
     this.connectionsTotal = new client.Counter({ name: 'strata_connections_total', help: 'WebSocket connections accepted or refused (limit, not ready)', labelNames: ['result'], registers: [r] });
     const gauge = (name: string, help: string, value: () => number) => new client.Gauge({ name, help, registers: [r], collect() { this.set(value()); } });
+    // A counter kept elsewhere (the hub's), exported as a Prometheus counter: set to its value at each scrape.
+    const counter = (name: string, help: string, value: () => number) => new client.Counter({ name, help, registers: [r],
+      collect() { this.reset(); this.inc(value()); } });
     gauge('strata_connections', 'Open WebSocket connections', sources.connections);
     gauge('strata_subscriptions', 'Watch subscriptions', () => sources.hub.size);
     gauge('strata_subscriptions_behind', 'Subscriptions catching up from history or listing (not live)', () => sources.hub.behind());
     gauge('strata_watch_history_bytes', 'Bytes of change history kept for watches', () => sources.hub.history.bytes);
     gauge('strata_watch_history_revisions', 'Revisions of change history kept', () => sources.hub.history.count);
     gauge('strata_watch_oldest_revision', 'Oldest revision a watch can resume from', () => sources.hub.oldest);
-    gauge('strata_slow_consumer_catchups_total', 'Live subscriptions moved to catch-up because their connection buffer was full', () => sources.hub.counters.catchups);
-    gauge('strata_slow_consumer_compacted_total', 'Subscriptions ended with COMPACTED (history moved past them)', () => sources.hub.counters.compacted);
-    gauge('strata_slow_consumer_closed_total', 'Connections closed as slow consumers (4408)', () => sources.hub.counters.closed);
-    gauge('strata_watch_frames_sent_total', 'WatchEvents and progress frames sent', () => sources.hub.counters.framesSent);
+    counter('strata_slow_consumer_catchups_total', 'Live subscriptions moved to catch-up because their connection buffer was full', () => sources.hub.counters.catchups);
+    counter('strata_slow_consumer_compacted_total', 'Subscriptions ended with COMPACTED (history moved past them)', () => sources.hub.counters.compacted);
+    counter('strata_slow_consumer_closed_total', 'Connections closed as slow consumers (4408)', () => sources.hub.counters.closed);
+    counter('strata_watch_frames_sent_total', 'Watch frames sent (events, state, progress)', () => sources.hub.counters.framesSent);
     gauge('strata_commit_queue_depth', 'Commits sent to the writer and not answered yet', () => sources.queueDepths().commits);
     gauge('strata_query_queue_depth', 'Queries sent to the reader pool and not answered yet', () => sources.queueDepths().queries);
     const engineGauge = (name: string, help: string, value: (e: Engine) => number) =>

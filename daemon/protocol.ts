@@ -15,7 +15,8 @@ import {
   BackupCommitResponse, BackupInfo, BackupListResponse, BackupStageResponse, Body, CommitResponse, Envelope, ErrorCode,
   ErrorResponse, FileResponse, HelloResponse, Limits, OkResponse, QueryResponseMessage, RevisionBytes,
   StatusResponse, WatchEnded, QueryRequest, Query, TaskQuery, JobKey, CronJobsQuery, JobUpdateQuery, QuotaQuery,
-  HostAttributesQuery, MaintenanceQuery, SchedulerQuery, TransactionResult, ConfigDetail, WatchEvents, WatchProgress, WatchResponse, WatchState, WatchStateEnd,
+  HostAttributesQuery, MaintenanceQuery, SchedulerQuery, TransactionResult, ConfigDetail, QueryResponse, Result,
+  CronJobsResultT, JobUpdatesResultT, WatchEvents, WatchProgress, WatchResponse, WatchState, WatchStateEnd,
   Error as ErrorTable,
 } from '../core/fbs/strata.js';
 
@@ -154,8 +155,16 @@ export function watchStateEnd(subscription: number, revision: number): Uint8Arra
   return finish(0, Body.WatchStateEnd, WatchStateEnd.createWatchStateEnd(b, subscription, BigInt(revision)));
 }
 
-export function watchState(subscription: number, response: Uint8Array): Uint8Array {
-  return finish(0, Body.WatchState, WatchState.createWatchState(b, subscription, nested(response)));
+/** The WatchState frames of one query answer: one, or pieces of at most `frameBytesMax` (partial on all but the last). */
+export function watchStates(subscription: number, response: Uint8Array, frameBytesMax: number): Uint8Array[] {
+  const piece = frameBytesMax - eventsFrameOverhead;
+  const out: Uint8Array[] = [];
+  for (let at = 0; at === 0 || at < response.byteLength; at += piece) {
+    const partial = at + piece < response.byteLength;
+    out.push(finish(0, Body.WatchState,
+      WatchState.createWatchState(b, subscription, nested(response.subarray(at, at + piece)), partial)));
+  }
+  return out;
 }
 
 export function watchEnded(subscription: number, code: ErrorCode, message: string, errorRevision: number,
@@ -276,4 +285,26 @@ export function simpleQuery(type: Query, f: StateFilter): Uint8Array {
       query = SchedulerQuery.endSchedulerQuery(b);
   }
   return queryRequest(type, query);
+}
+
+/**
+ * A CronJobsResult or JobUpdatesResult answer cut down to one environment (their queries filter by role or job
+ * only); any other answer as it is. Used for list states, where a few cron jobs and updates are re-encoded.
+ */
+export function onlyEnvironment(response: Uint8Array, environment: string): Uint8Array {
+  const r = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(response));
+  if (r.resultType() !== Result.CronJobsResult && r.resultType() !== Result.JobUpdatesResult) return response;
+  const all = r.unpack();
+  const env = (key: { environment: string | Uint8Array | null } | null | undefined) => key?.environment === environment;
+  if (all.result instanceof CronJobsResultT) {
+    all.result.jobs = all.result.jobs.filter((j) => env(j.key));
+    const hashes = new Set(all.result.jobs.map((j) => Buffer.from(j.configHash).toString('hex')));
+    all.result.configs = all.result.configs.filter((c) => hashes.has(Buffer.from(c.hash).toString('hex')));
+  } else if (all.result instanceof JobUpdatesResultT) {
+    all.result.updates = all.result.updates.filter((u) => env(u.update?.summary?.key?.job));
+    all.result.total = all.result.updates.length;
+  }
+  const builder = new flatbuffers.Builder(1024);
+  builder.finish(all.pack(builder));
+  return builder.asUint8Array().slice();
 }

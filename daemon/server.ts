@@ -40,6 +40,8 @@ export interface ServerHost {
 
 interface Session extends WatchSink {
   id: number;
+  /** Task ids named by this connection's subscriptions' filters (bounded: watchTaskIdsPerConnectionMax). */
+  taskIdsWatched: number;
   ws: uWS.WebSocket<SessionData> | null;
   principal: Principal | null;
   inFlight: number;
@@ -50,13 +52,21 @@ interface Session extends WatchSink {
   helloTimer: NodeJS.Timeout | null;
 }
 
-interface SessionData { session: Session | null }
+interface SessionData { unused?: never }
 
 /** Close codes (docs/protocol.md). */
 export const closeGoingAway = 1001;
 export const closeVersion = 4400;
 export const closeUnauthenticated = 4401;
 export const closeSlowConsumer = 4408;
+export const closeTryAgain = 1013;
+
+/** A filter names at most this many task ids; a connection's subscriptions together at most the second. */
+export const watchTaskIdsMax = 1000;
+export const watchTaskIdsPerConnectionMax = 10_000;
+/** List-then-watch initial states waiting for their turn; more are refused (RESOURCE_EXHAUSTED). */
+export const listQueueMax = 1024;
+export const progressMsMax = 3_600_000;
 
 const requestNames = Object.fromEntries(Object.entries(Body).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
 
@@ -65,11 +75,14 @@ export class Server {
   private readonly host: ServerHost;
   private readonly auth: Authenticator;
   private readonly sessions = new Set<Session>();
+  // The session of each socket (uWS user data would do, but the pure-JS fallback does not implement it).
+  private readonly sessionOf = new WeakMap<uWS.WebSocket<SessionData>, Session>();
   private listenSocket: uWS.us_listen_socket | null = null;
   private sessionIds = 1;
   private stopping = false;
   private listsRunning = 0;
-  private readonly listQueue: (() => void)[] = [];
+  private readonly listQueue: { s: Subscription; run: () => void }[] = [];
+  private readonly fallback: boolean;
   private queriesPending = 0;
   private commitsPending = 0;
   port = 0;
@@ -78,6 +91,7 @@ export class Server {
     this.config = config;
     this.host = host;
     this.auth = new Authenticator(config.tokens);
+    this.fallback = host.websocket === 'fallback';
   }
 
   get connections(): number {
@@ -98,17 +112,20 @@ export class Server {
       maxPayloadLength: c.limits.frameBytesMax,
       idleTimeout: c.limits.idleTimeoutS,
       sendPingsAutomatically: true,
-      // The hub bounds every connection's buffer itself (watch.closeBytes); uWS must never drop a frame silently.
-      maxBackpressure: c.watch.closeBytes + 2 * c.limits.frameBytesMax,
+      // The server bounds every connection's buffer itself (watch.closeBytes, checked after each send); uWS must
+      // never drop a frame silently, so its limit is above closeBytes plus the largest answer (config.ts keeps the
+      // sum below 2^32: uWS counts in 32 bits).
+      maxBackpressure: backpressureMax(c),
       closeOnBackpressureLimit: 1,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      // The pure-JS fallback does not implement custom upgrade handlers (it throws): there the checks run at open.
+      ...(this.fallback ? {} : { upgrade: (res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t) => this.upgrade(res, req, context) }),
       open: (ws) => this.open(ws),
       message: (ws, message, isBinary) => this.message(ws, message, isBinary),
       // Pumped on the next turn, not inside the callback: a send from within uWS's drain handler leaves the rest
       // of the socket's buffer unflushed (20.30.0-unofficial: the connection stalls with data queued).
       drain: (ws) => {
-        const session = ws.getUserData().session;
-        if (session !== null) setImmediate(() => { if (session.ws !== null) this.host.hub.drained(session); });
+        const session = this.sessionOf.get(ws);
+        if (session !== undefined) setImmediate(() => { if (session.ws !== null) this.host.hub.drained(session.subscriptions.values()); });
       },
       close: (ws) => this.closed(ws),
     });
@@ -170,31 +187,45 @@ export class Server {
     if (this.stopping || !this.host.ready()) return refuse('503 Service Unavailable', 'not ready');
     if (this.sessions.size >= this.config.limits.connectionsMax) return refuse('503 Service Unavailable', 'too many connections');
     this.host.metrics?.connectionsTotal.inc({ result: 'accepted' });
-    res.upgrade<SessionData>({ session: null }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
+    res.upgrade<SessionData>({}, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'),
       req.getHeader('sec-websocket-extensions'), context);
   }
 
   private open(ws: uWS.WebSocket<SessionData>): void {
+    if (this.fallback) { // no upgrade handler there: refuse here what upgrade() refuses with 503
+      const refused = this.stopping || !this.host.ready() ? 'not ready' :
+        this.sessions.size >= this.config.limits.connectionsMax ? 'too many connections' : null;
+      if (refused !== null) {
+        this.host.metrics?.connectionsTotal.inc({ result: refused });
+        ws.end(closeTryAgain, refused);
+        return;
+      }
+      this.host.metrics?.connectionsTotal.inc({ result: 'accepted' });
+    }
     const session: Session = {
       id: this.sessionIds++, ws, principal: null, inFlight: 0, subscriptions: new Map(), nextSubscription: 1,
       tokens: this.config.limits.requestsPerSecondMax, refilledMs: performance.now(), helloTimer: null,
+      taskIdsWatched: 0,
       buffered: () => (session.ws === null ? 0 : session.ws.getBufferedAmount()),
       send: (frame) => this.send(session, frame),
+      cork: (fn) => {
+        if (session.ws === null) fn();
+        else session.ws.cork(fn);
+      },
     };
     session.helloTimer = setTimeout(() => {
       if (session.principal === null) session.ws?.end(closeUnauthenticated, 'no hello');
     }, this.config.limits.helloTimeoutMs);
-    ws.getUserData().session = session;
+    this.sessionOf.set(ws, session);
     this.sessions.add(session);
   }
 
   private closed(ws: uWS.WebSocket<SessionData>): void {
-    const session = ws.getUserData().session;
-    if (session === null) return;
+    const session = this.sessionOf.get(ws);
+    if (session === undefined) return;
     session.ws = null;
     if (session.helloTimer !== null) clearTimeout(session.helloTimer);
-    for (const s of session.subscriptions.values()) this.host.hub.unsubscribe(s);
-    session.subscriptions.clear();
+    for (const s of session.subscriptions.values()) this.cancel(session, s);
     this.sessions.delete(session);
   }
 
@@ -205,7 +236,8 @@ export class Server {
   private send(session: Session, frame: Uint8Array): boolean {
     const ws = session.ws;
     if (ws === null) return false;
-    ws.send(frame, true, false);
+    // The fallback queues the very array it is given under backpressure; the hub patches shared frames: copy.
+    ws.send(this.fallback ? frame.slice() : frame, true, false);
     if (ws.getBufferedAmount() > this.config.watch.closeBytes) {
       this.host.hub.countClosed();
       session.ws = null; // nothing more is sent; close() cleans up
@@ -224,8 +256,8 @@ export class Server {
   // Requests
 
   private message(ws: uWS.WebSocket<SessionData>, message: ArrayBuffer, isBinary: boolean): void {
-    const session = ws.getUserData().session;
-    if (session === null) return;
+    const session = this.sessionOf.get(ws);
+    if (session === undefined) return;
     if (!isBinary) {
       this.host.metrics?.badFrames.inc();
       this.error(session, 0, ErrorCode.INVALID_ARGUMENT, 'text frames are not part of the protocol: send binary Envelopes');
@@ -286,8 +318,7 @@ export class Server {
         const cancel = envelope.body(new WatchCancel()) as WatchCancel;
         const s = session.subscriptions.get(cancel.subscription());
         if (s === undefined) return this.error(session, id, ErrorCode.NOT_FOUND, `no subscription ${cancel.subscription()}`);
-        this.host.hub.unsubscribe(s);
-        session.subscriptions.delete(s.id);
+        this.cancel(session, s);
         this.send(session, protocol.okResponse(id));
         return;
       }
@@ -375,6 +406,7 @@ export class Server {
       return protocol.commitResponse(id, result);
     }, (error: unknown) => {
       this.commitsPending--;
+      metrics?.commits.inc({ result: 'failed' });
       throw error;
     }));
   }
@@ -454,12 +486,20 @@ export class Server {
     if (typeof compiled === 'string') return this.error(session, id, ErrorCode.INVALID_ARGUMENT, compiled);
     const after = Number(request.afterRevision());
     if (!Number.isSafeInteger(after) || after < -1) return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'after_revision must be >= -1');
-    const progressMs = request.progressMs() === 0 ? this.config.watch.progressMs : Math.max(10, request.progressMs());
+    const progressMs = request.progressMs() === 0 ? this.config.watch.progressMs :
+      Math.min(progressMsMax, Math.max(10, request.progressMs()));
+    const ids = compiled.taskIds?.size ?? 0;
+    if (session.taskIdsWatched + ids > watchTaskIdsPerConnectionMax) {
+      return this.error(session, id, ErrorCode.RESOURCE_EXHAUSTED, `at most ${watchTaskIdsPerConnectionMax} task ids in one connection's watch filters`);
+    }
     const list = request.list();
+    if (list && this.listQueue.length >= listQueueMax) {
+      return this.error(session, id, ErrorCode.RESOURCE_EXHAUSTED, 'too many list-then-watch requests waiting: retry later');
+    }
     const hub = this.host.hub;
     const subscriptionId = session.nextSubscription++;
     // The WatchResponse goes out before anything the subscription sends (subscribe() may pump at once).
-    this.send(session, protocol.watchResponse(id, subscriptionId, hub.revision, hub.oldest));
+    if (!this.send(session, protocol.watchResponse(id, subscriptionId, hub.revision, hub.oldest))) return;
     const s = hub.subscribe(subscriptionId, session, compiled, after, progressMs, list);
     if (typeof s === 'number') {
       this.send(session, protocol.watchEnded(subscriptionId, ErrorCode.COMPACTED,
@@ -467,31 +507,68 @@ export class Server {
       return;
     }
     session.subscriptions.set(subscriptionId, s);
-    if (list) this.list(session, s, engine, compiled);
+    session.taskIdsWatched += ids;
+    s.onEnded = () => this.forget(session, s);
+    if (list) this.list(session, s, compiled);
   }
 
-  /** List-then-watch: the state on one pinned revision, then the end marker, then the changes after it. */
-  private list(session: Session, s: Subscription, engine: Engine, filter: ReturnType<typeof compileFilter>): void {
+  /** The client or the connection ends a subscription. */
+  private cancel(session: Session, s: Subscription): void {
+    this.host.hub.unsubscribe(s);
+    this.forget(session, s);
+  }
+
+  /** A subscription that ended (by the client, the connection or the hub) leaves its session and the list queue. */
+  private forget(session: Session, s: Subscription): void {
+    if (!session.subscriptions.delete(s.id)) return;
+    session.taskIdsWatched -= s.filter.taskIds?.size ?? 0;
+    const queued = this.listQueue.findIndex((entry) => entry.s === s);
+    if (queued >= 0) this.listQueue.splice(queued, 1);
+  }
+
+  /**
+   * List-then-watch: the state on one pinned revision, then the end marker, then the changes after it. The state's
+   * frames go out as the connection's buffer allows (the hub paces them). At most listsConcurrent read at once;
+   * the engine is the one current when the read starts (a reopen in between fails the list: UNAVAILABLE).
+   */
+  private list(session: Session, s: Subscription, filter: ReturnType<typeof compileFilter>): void {
     const run = () => {
+      const engine = this.host.engine();
+      if (s.state !== 'listing') return this.nextList();
+      if (engine === null) {
+        this.endList(session, s, ErrorCode.UNAVAILABLE, 'the store is reopening: relist');
+        return this.nextList();
+      }
       this.listsRunning++;
       listState(engine, filter).then(({ responses, revision }) => {
         if (s.state !== 'listing') return;
-        for (const response of responses) this.send(session, protocol.watchState(s.id, response));
-        this.send(session, protocol.watchStateEnd(s.id, revision));
-        this.host.hub.listed(s, revision);
+        const frames = responses.flatMap((r) => protocol.watchStates(s.id, r, this.config.limits.frameBytesMax));
+        this.host.hub.listed(s, revision, frames);
       }, (error: unknown) => {
         if (s.state !== 'listing') return;
-        this.host.hub.unsubscribe(s);
-        session.subscriptions.delete(s.id);
-        this.send(session, protocol.watchEnded(s.id, engineErrorCode(error), `listing failed: ${String((error as Error)?.message ?? error)}`, 0, 0));
+        this.endList(session, s, engineErrorCode(error), `listing failed: ${String((error as Error)?.message ?? error)}`);
       }).finally(() => {
         this.listsRunning--;
-        this.listQueue.shift()?.();
+        this.nextList();
       });
     };
     if (this.listsRunning < this.config.watch.listsConcurrent) run();
-    else this.listQueue.push(run);
+    else this.listQueue.push({ s, run });
   }
+
+  private nextList(): void {
+    while (this.listsRunning < this.config.watch.listsConcurrent && this.listQueue.length > 0) this.listQueue.shift()!.run();
+  }
+
+  private endList(session: Session, s: Subscription, code: ErrorCode, message: string): void {
+    this.cancel(session, s);
+    this.send(session, protocol.watchEnded(s.id, code, message, 0, -1));
+  }
+}
+
+/** uWS's own per-socket buffer limit: above closeBytes plus the largest frame and answer, below 2^32. */
+export function backpressureMax(c: DaemonConfig): number {
+  return Math.min(0xffff_ffff - 1, c.watch.closeBytes + 2 * c.limits.frameBytesMax + engineLimits.resultBytesMax);
 }
 
 /** The filter of a WatchRequest, checked; or why it is invalid. */
@@ -508,13 +585,20 @@ function readFilter(filter: WatchFilter | null): ReturnType<typeof compileFilter
   const jobName = filter.jobName() ?? '';
   if ((environment !== '' || jobName !== '') && role === '') return 'environment and job_name need role';
   if (jobName !== '' && environment === '') return 'job_name needs environment';
-  if (filter.taskIdsLength() > engineLimits.queryKeysMax) return `at most ${engineLimits.queryKeysMax} task ids`;
+  if (filter.taskIdsLength() > watchTaskIdsMax) return `at most ${watchTaskIdsMax} task ids in a filter`;
   const taskIds: string[] = [];
-  for (let i = 0; i < filter.taskIdsLength(); i++) taskIds.push(filter.taskIds(i) ?? '');
+  for (let i = 0; i < filter.taskIdsLength(); i++) {
+    const taskId = filter.taskIds(i) ?? '';
+    if (taskId === '' || Buffer.byteLength(taskId) > engineLimits.textBytesMax) {
+      return `a task id is 1 to ${engineLimits.textBytesMax} bytes`;
+    }
+    taskIds.push(taskId);
+  }
   return compileFilter(tables, role, environment, jobName, taskIds);
 }
 
 const statePageTasks = 10_000;
+const statePagesMax = engineLimits.queryBatchMax - 8; // the other tables' queries share the batch
 
 /**
  * The state a list subscription starts from, read in one batch (one pinned revision): pages of tasks, then the
@@ -525,11 +609,15 @@ async function listState(engine: Engine, f: ReturnType<typeof compileFilter>): P
   for (let attempt = 0; attempt < 5; attempt++) {
     const requests: Uint8Array[] = [];
     let pages = 0;
+    let pageTasks = statePageTasks;
     if (wants(RecordTable.TASK)) {
-      const count = engine.stats().taskCount;
-      pages = Math.min(engineLimits.queryBatchMax - 8, Math.ceil((count * 1.1 + statePageTasks) / statePageTasks));
+      // Task ids: one page holds them all (at most watchTaskIdsMax). Otherwise pages planned from the current
+      // count (with room to grow), bigger pages past the batch's size (a store of many millions).
+      const count = f.taskIds !== null ? 0 : engine.stats().taskCount * 1.1 * (attempt + 1);
+      pageTasks = Math.max(statePageTasks, Math.ceil(count / statePagesMax));
+      pages = f.taskIds !== null ? 1 : Math.ceil((count + pageTasks) / pageTasks);
       for (let page = 0; page < pages; page++) {
-        requests.push(protocol.taskQuery(f, page * statePageTasks, statePageTasks, ConfigDetail.FULL));
+        requests.push(protocol.taskQuery(f, page * pageTasks, pageTasks, ConfigDetail.FULL));
       }
     }
     if (f.taskIds === null) {
@@ -552,10 +640,12 @@ async function listState(engine: Engine, f: ReturnType<typeof compileFilter>): P
     if (pages > 0) {
       const last = QueryResponse.getRootAsQueryResponse(new flatbuffers.ByteBuffer(responses[pages - 1]!));
       const total = (last.result(new TasksResult()) as TasksResult).total();
-      if (total > pages * statePageTasks) continue; // grew past the plan: read again
+      if (total > pages * pageTasks) continue; // grew past the plan: read again
     }
     const kept = responses.filter((r, i) => i < pages ? i === 0 || hasTasks(r) : true);
-    return { responses: kept, revision: Number(first.revision()) };
+    // Cron jobs and job updates are queried by role (the queries have no environment): keep the filter's one.
+    const byEnvironment = f.environment !== '' && f.jobName === '' ? kept.map((r) => protocol.onlyEnvironment(r, f.environment)) : kept;
+    return { responses: byEnvironment, revision: Number(first.revision()) };
   }
   throw new EngineError('the state kept growing past the planned pages: retry', 'UNAVAILABLE');
 }

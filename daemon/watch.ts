@@ -15,12 +15,14 @@
  *   answers it does not read, a huge revision) and then refuses frames.
  * - Frames are at most frameBytesMax: a revision larger than that goes out as fragments (partial).
  */
+import { createHash } from 'node:crypto';
 import * as flatbuffers from 'flatbuffers';
 import {
   ErrorCode, RecordTable, RevisionChanges, RevisionChangesT, TaskConfig,
 } from '../core/fbs/strata.js';
 import {
   eventsFrameOverhead, eventsPerRevisionOverhead, setSubscription, watchEnded, watchEvents, watchProgress,
+  watchStateEnd,
 } from './protocol.js';
 
 import type { ChangeKey, ChangeRevision } from '../workers/writer/changes.js';
@@ -33,6 +35,8 @@ export interface WatchSink {
   buffered(): number;
   /** Queues a frame; false if the connection is gone (or was just closed as a slow consumer: past closeBytes). */
   send(frame: Uint8Array): boolean;
+  /** Runs `fn`, whose sends go out together (uWS cork: one write for many frames). */
+  cork(fn: () => void): void;
 }
 
 export interface WatchLimits { historyBytes: number; bufferBytes: number; closeBytes: number; frameBytesMax: number }
@@ -52,7 +56,9 @@ export function compileFilter(tables: number[], role: string, environment: strin
   for (const t of tables) mask |= 1 << t;
   if (taskIds.length > 0) mask = 1 << RecordTable.TASK;
   const ids = taskIds.length === 0 ? null : new Set(taskIds);
-  const signature = JSON.stringify([mask, role, environment, jobName, ids === null ? null : [...ids].sort()]);
+  // Filters with the same signature share frames; task ids go in as a digest (a filter may name thousands).
+  const idDigest = ids === null ? null : createHash('sha256').update([...ids].sort().join('\u0000')).digest('base64');
+  const signature = JSON.stringify([mask, role, environment, jobName, idDigest]);
   return { tables: mask, role, environment, jobName, taskIds: ids, signature };
 }
 
@@ -62,9 +68,10 @@ function jobMatches(f: Filter, role: string, environment: string, jobName: strin
     (f.jobName === '' || jobName === f.jobName);
 }
 
+/** Every restriction that is set holds (tables, task ids, role / environment / job). */
 export function keyMatches(f: Filter, k: ChangeKey): boolean {
   if (f.tables !== 0 && (f.tables & (1 << k.table)) === 0) return false;
-  if (f.taskIds !== null) return k.table === RecordTable.TASK && f.taskIds.has(k.taskId);
+  if (f.taskIds !== null && !(k.table === RecordTable.TASK && f.taskIds.has(k.taskId))) return false;
   if (f.role !== '' && k.role === '') return false; // hosts, maintenance, scheduler have no role
   return jobMatches(f, k.role, k.environment, k.jobName);
 }
@@ -95,14 +102,9 @@ function encodeSubset(f: Filter, change: ChangeRevision): Uint8Array {
   const job = (role: string | null, env: string | null, name: string | null): boolean =>
     f.taskIds === null && jobMatches(f, role ?? '', env ?? '', name ?? '');
   out.tasks = all.tasks.filter((t) => tasks.has(String(t.assignedTask?.taskId ?? '')));
-  out.tasksDeleted = all.tasksDeleted.filter((t) => (f.taskIds === null ?
-    table(RecordTable.TASK) && job(t.job?.role as string, t.job?.environment as string, t.job?.name as string) :
-    f.taskIds.has(String(t.taskId ?? ''))));
-  out.configs = all.configs.filter((c) => {
-    const config = TaskConfig.getRootAsTaskConfig(new flatbuffers.ByteBuffer(Uint8Array.from(c.bytes)));
-    const key = config.job();
-    return jobs.has(`${key?.role() ?? ''}\u0000${key?.environment() ?? ''}\u0000${key?.name() ?? ''}`);
-  });
+  out.tasksDeleted = all.tasksDeleted.filter((t) => table(RecordTable.TASK) &&
+    (f.taskIds === null || f.taskIds.has(String(t.taskId ?? ''))) &&
+    jobMatches(f, (t.job?.role as string) ?? '', (t.job?.environment as string) ?? '', (t.job?.name as string) ?? ''));
   if (table(RecordTable.CRON_JOB)) {
     out.cronJobs = all.cronJobs.filter((c) => job(c.key?.role as string, c.key?.environment as string, c.key?.name as string));
     out.cronJobsDeleted = all.cronJobsDeleted.filter((k) => job(k.role as string, k.environment as string, k.name as string));
@@ -119,6 +121,17 @@ function encodeSubset(f: Filter, change: ChangeRevision): Uint8Array {
     out.quotas = all.quotas.filter((q) => f.role === '' || q.role === f.role);
     out.quotasDeleted = all.quotasDeleted.filter((r) => f.role === '' || r === f.role);
   }
+  // A config goes with the records kept that name it: the matched tasks' jobs, and cron jobs and updates kept.
+  for (const c of out.cronJobs) jobs.add(`${c.key?.role ?? ''}\u0000${c.key?.environment ?? ''}\u0000${c.key?.name ?? ''}`);
+  for (const u of out.jobUpdates) {
+    const k = u.update?.summary?.key?.job;
+    jobs.add(`${k?.role ?? ''}\u0000${k?.environment ?? ''}\u0000${k?.name ?? ''}`);
+  }
+  out.configs = all.configs.filter((c) => {
+    const config = TaskConfig.getRootAsTaskConfig(new flatbuffers.ByteBuffer(Uint8Array.from(c.bytes)));
+    const key = config.job();
+    return jobs.has(`${key?.role() ?? ''}\u0000${key?.environment() ?? ''}\u0000${key?.name() ?? ''}`);
+  });
   if (f.role === '' && f.taskIds === null) {
     if (table(RecordTable.HOST_ATTRIBUTES)) out.hosts = all.hosts;
     if (table(RecordTable.MAINTENANCE_REQUEST)) {
@@ -198,12 +211,27 @@ export class Subscription {
   state: State;
   lastSentMs: number;
   progressWanted = false;
+  /** Called once when the hub ends it (COMPACTED, a refused send, endAll): the owner forgets it. */
+  onEnded: (() => void) | null = null;
+  /** A listing subscription's initial state, sent as its connection's buffer allows (then the end marker). */
+  stateFrames: Uint8Array[] | null = null;
+  private stateAt = 0;
+  stateRevision = 0;
 
   constructor(readonly id: number, readonly sink: WatchSink, readonly filter: Filter, position: number,
     readonly progressMs: number, listing: boolean, now: number) {
     this.position = position;
     this.state = listing ? 'listing' : 'catchup';
     this.lastSentMs = now;
+  }
+
+  /** The next frame of the initial state, or null when all were taken. */
+  nextStateFrame(): Uint8Array | null {
+    const frames = this.stateFrames;
+    if (frames === null || this.stateAt >= frames.length) return null;
+    const frame = frames[this.stateAt]!;
+    frames[this.stateAt++] = undefined as unknown as Uint8Array; // let it go once sent
+    return frame;
   }
 }
 
@@ -261,17 +289,49 @@ export class WatchHub {
     return subscription;
   }
 
-  /** A listing subscription's state was sent at `revision`: it now catches up from there. */
-  listed(subscription: Subscription, revision: number): void {
+  /**
+   * A listing subscription's state was read at `revision` (`frames`: its WatchState frames): they are sent as the
+   * connection's buffer allows, then the end marker, then it catches up from history after `revision`.
+   */
+  listed(subscription: Subscription, revision: number, frames: Uint8Array[]): void {
     if (subscription.state !== 'listing') return;
-    subscription.position = revision;
-    subscription.state = 'catchup';
-    this.pump(subscription);
+    subscription.stateFrames = frames;
+    subscription.stateRevision = revision;
+    this.pumpState(subscription);
+  }
+
+  private pumpState(s: Subscription): void {
+    if (s.stateFrames === null) return; // still reading the state
+    let ok = true;
+    s.sink.cork(() => {
+      while (s.sink.buffered() < this.limits.bufferBytes) {
+        const frame = s.stateFrames!.length === 0 ? null : s.nextStateFrame();
+        if (frame === null) {
+          ok = this.send(s, watchStateEnd(s.id, s.stateRevision));
+          if (!ok) return;
+          s.stateFrames = null;
+          s.position = s.stateRevision;
+          s.state = 'catchup';
+          return;
+        }
+        ok = this.send(s, frame);
+        if (!ok) return;
+      }
+    });
+    if (ok && s.state === 'catchup') this.pump(s);
   }
 
   unsubscribe(subscription: Subscription): void {
     subscription.state = 'ended';
+    subscription.stateFrames = null;
     this.subscriptions.delete(subscription);
+  }
+
+  /** The hub ends it (not the owner): the owner is told through onEnded. */
+  private drop(subscription: Subscription): void {
+    if (subscription.state === 'ended') return;
+    this.unsubscribe(subscription);
+    subscription.onEnded?.();
   }
 
   /** Ends every subscription with `code` (UNAVAILABLE when the server stops); each gets a WatchEnded. */
@@ -280,8 +340,9 @@ export class WatchHub {
   }
 
   private end(s: Subscription, code: ErrorCode, message: string, errorRevision: number): void {
-    this.unsubscribe(s);
-    s.sink.send(watchEnded(s.id, code, message, errorRevision, s.position));
+    const listing = s.state === 'listing';
+    this.drop(s);
+    s.sink.send(watchEnded(s.id, code, message, errorRevision, listing ? -1 : s.position));
   }
 
   /** A commit group's changes (in revision order): kept, then sent to every subscription that can take them. */
@@ -303,7 +364,9 @@ export class WatchHub {
           shared = this.frames(s.filter, fresh);
           frames.set(s.filter.signature, shared);
         }
-        if (!this.sendShared(s, shared)) continue;
+        let sent = false;
+        s.sink.cork(() => { sent = this.sendShared(s, shared); });
+        if (!sent) continue;
         s.position = this.history.revision;
       } else {
         if (s.state === 'live') {
@@ -327,7 +390,7 @@ export class WatchHub {
 
   private send(s: Subscription, frame: Uint8Array): boolean {
     if (!s.sink.send(frame)) {
-      this.unsubscribe(s); // gone, or closed as a slow consumer by the sink (past closeBytes)
+      this.drop(s); // gone, or closed as a slow consumer by the sink (past closeBytes)
       return false;
     }
     this.counters.framesSent++;
@@ -397,7 +460,9 @@ export class WatchHub {
         position = change.revision;
       }
       const frames = this.frames(s.filter, batch);
-      if (!this.sendShared(s, frames)) return;
+      let sent = false;
+      s.sink.cork(() => { sent = this.sendShared(s, frames); });
+      if (!sent) return;
       s.position = position;
     }
     if (s.position > history.revision) return; // a future start: it waits (tick and new groups pump again)
@@ -405,9 +470,12 @@ export class WatchHub {
     if (s.progressWanted) this.progress(s);
   }
 
-  /** Pumps every catching-up subscription of one connection (its socket drained). */
-  drained(sink: WatchSink): void {
-    for (const s of this.subscriptions) if (s.sink === sink) this.pump(s);
+  /** Pumps the subscriptions of a connection whose socket drained: their state, then their catch-up. */
+  drained(subscriptions: Iterable<Subscription>): void {
+    for (const s of subscriptions) {
+      if (s.state === 'listing') this.pumpState(s);
+      else this.pump(s);
+    }
   }
 
   /** A bookmark now if the subscription is live, else as soon as it caught up. */
@@ -426,6 +494,7 @@ export class WatchHub {
   tick(): void {
     const now = this.now();
     for (const s of this.subscriptions) {
+      if (s.state === 'listing') this.pumpState(s);
       if (s.state === 'catchup') this.pump(s);
       if (s.state === 'live' && now - s.lastSentMs >= s.progressMs && s.position <= this.revision &&
         s.sink.buffered() < this.limits.bufferBytes) this.progress(s);

@@ -34,7 +34,8 @@ test('file < environment < flags', (t) => {
   t.false(JSON.stringify(describeConfig(c)).includes('from-a-file'));
   const ipv6 = loadConfig(['--listen', '[::1]:0'], {});
   t.is(ipv6.host, '::1');
-  t.is(loadConfig([], { STRATA_TOKEN: 'environment-token-0123' }).tokens[0]!.admin, true);
+  t.is(loadConfig([], { STRATA_ADMIN_TOKEN: 'environment-token-0123' }).tokens[0]!.admin, true);
+  t.is(loadConfig([], { STRATA_TOKEN: 'a-cli-token-0123456789' }).tokens.length, 0, "STRATA_TOKEN is the CLI's");
 });
 
 test('bad input is refused with the reason', (t) => {
@@ -62,5 +63,10 @@ test('bad input is refused with the reason', (t) => {
   bad(['--listen', '0.0.0.0:7420'], {}, /without tokens/);
   bad(['--tls-cert', '/x.pem'], {}, /both/);
   bad(['--watch.bufferBytes', '1048576', '--watch.closeBytes', '65536'], {}, /closeBytes must be >= watch.bufferBytes/);
+  bad(['--limits.idleTimeoutS', '4'], {}, /0 \(off\) or 8\.\.960/);
+  bad(['--limits.idleTimeoutS', '1000'], {}, /idleTimeoutS must be an integer in \[0, 960\]/);
+  bad(['--watch.closeBytes', '17179869184'], {}, /closeBytes must be an integer/);
+  bad(['--limits.frameBytesMax', '2097152', '--watch.bufferBytes', '65536', '--watch.closeBytes', '1048576'], {}, /closeBytes must be >= limits.frameBytesMax/);
+  bad(['--config', file('{"tokens": [{"tokenFile": "/nonexistent/token"}]}')], {}, /tokenFile \/nonexistent\/token/);
   t.notThrows(() => loadConfig(['--listen', '0.0.0.0:7420', '--allow-unauthenticated'], {}));
 });

@@ -248,6 +248,15 @@ test('the pure-JS uWS fallback is refused (exit 64) unless allowed, and /metrics
   const d = await startDaemon({ dataDir: `${dir}/b`, env: { UWS_USE_FALLBACK: '1' }, args: ['--allow-uws-fallback'] });
   t.teardown(async () => { await d.stop(); });
   t.true((await get(`${d.http}/metrics`)).body.includes('strata_websocket_implementation{implementation="fallback"} 1'));
+  // It serves the protocol (the fallback has no upgrade hook: the checks run at open), watches included.
+  const c = await RawClient.open(d.url);
+  const w = await RawClient.open(d.url);
+  const sub = ((await w.request(f.Body.WatchRequest, make(f.WatchRequestT, { afterRevision: -1n }))).body as f.WatchResponseT).subscription;
+  t.is(Number(commitResult(await c.request(f.Body.CommitRequest, make(f.CommitRequestT, { transaction: [...seed] }))).revision), 1);
+  await w.until(() => w.count(sub) >= 1);
+  t.is(((await c.request(f.Body.StatusRequest, new f.StatusRequestT())).body as f.StatusResponseT).websocket, 'fallback');
+  c.close();
+  w.close();
 });
 
 test('bad configuration exits 64 with the reason; a second daemon on the same data dir exits 73', async (t) => {

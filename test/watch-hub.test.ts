@@ -6,7 +6,9 @@ import test from 'ava';
 import * as flatbuffers from 'flatbuffers';
 import { encode, make } from '../core/codec.js';
 import * as f from '../core/fbs/strata.js';
-import { compileFilter, filterRevision, WatchHub, type ChangeKey, type ChangeRevision, type WatchSink } from '../daemon/watch.js';
+import {
+  compileFilter, filterRevision, WatchHub, type ChangeKey, type ChangeRevision, type Subscription, type WatchSink,
+} from '../daemon/watch.js';
 
 function jobKey(role: string, env = 'prod', name = 'web'): f.JobKeyT {
   return make(f.JobKeyT, { role, environment: env, name });
@@ -43,6 +45,7 @@ class FakeSink implements WatchSink {
   drainOnSend = true;
   closeBytes = Infinity;
   buffered(): number { return this.bufferedBytes; }
+  cork(fn: () => void): void { fn(); }
   send(frame: Uint8Array): boolean {
     if (!this.open) return false;
     this.frames.push(frame.slice()); // the hub reuses shared frames: keep a copy, as a socket would
@@ -130,7 +133,7 @@ test('a subscriber whose buffer is full catches up from history later, without g
   const hub = new WatchHub(0, limits);
   const slow = new FakeSink();
   const fast = new FakeSink();
-  hub.subscribe(1, slow, all, -1, 1000, false);
+  const slowSub = hub.subscribe(1, slow, all, -1, 1000, false) as Subscription;
   hub.subscribe(2, fast, all, -1, 1000, false);
   slow.bufferedBytes = limits.bufferBytes; // full
   for (let r = 1; r <= 50; r++) hub.publish([change(r, 'a')]);
@@ -139,7 +142,7 @@ test('a subscriber whose buffer is full catches up from history later, without g
   t.is(hub.counters.catchups, 1);
   t.is(hub.behind(), 1);
   slow.bufferedBytes = 0;
-  hub.drained(slow);
+  hub.drained([slowSub]);
   t.deepEqual(slow.revisions(1).map((r) => Number(r.revision)), Array.from({ length: 50 }, (_, i) => i + 1));
   hub.publish([change(51, 'a')]);
   t.is(slow.revisions(1).length, 51, 'live again');
@@ -150,18 +153,21 @@ test('history is bounded: a subscriber left behind it ends with COMPACTED and th
   const small = { ...limits, historyBytes: 4096 };
   const hub = new WatchHub(0, small);
   const slow = new FakeSink();
-  hub.subscribe(9, slow, all, -1, 1000, false);
+  const slowSub = hub.subscribe(9, slow, all, -1, 1000, false) as Subscription;
+  let ended = 0;
+  slowSub.onEnded = () => { ended++; };
   slow.bufferedBytes = small.bufferBytes;
   for (let r = 1; r <= 100; r++) hub.publish([change(r, 'a')]);
   t.true(hub.history.bytes <= 4096 + 1024);
   t.true(hub.oldest > 2);
   slow.bufferedBytes = 0;
-  hub.drained(slow);
-  const ended = slow.envelopes().find((e) => e.bodyType === f.Body.WatchEnded)!.body as f.WatchEndedT;
-  t.is(ended.error!.code, f.ErrorCode.COMPACTED);
+  hub.drained([slowSub]);
+  t.is(ended, 1, 'the owner is told');
+  const endedMessage = slow.envelopes().find((e) => e.bodyType === f.Body.WatchEnded)!.body as f.WatchEndedT;
+  t.is(endedMessage.error!.code, f.ErrorCode.COMPACTED);
   // It ends as soon as history passes it (not when it drains), with the oldest revision at that moment.
-  t.true(Number(ended.error!.revision) >= 2 && Number(ended.error!.revision) <= hub.oldest);
-  t.is(Number(ended.lastRevision), 0);
+  t.true(Number(endedMessage.error!.revision) >= 2 && Number(endedMessage.error!.revision) <= hub.oldest);
+  t.is(Number(endedMessage.lastRevision), 0);
   t.is(hub.size, 0);
   // A new subscription that starts before the history is refused with the oldest revision.
   t.is(hub.subscribe(10, new FakeSink(), all, 1, 1000, false), hub.oldest);

@@ -5,7 +5,7 @@
  * consumer that neither stalls the others nor grows the daemon's memory.
  */
 import test from 'ava';
-import { jobConfig, task, txn, upsert, transition, taskQuery } from './support/build.js';
+import { jobConfig, op, task, txn, upsert, transition, taskQuery } from './support/build.js';
 import { tempDir } from './support/durable.js';
 import { startDaemon } from './support/daemon.js';
 import { commitResult, errorOf, f, make, queryResult, RawClient, revisionsOf } from './support/raw-client.js';
@@ -177,7 +177,7 @@ test('a start older than the kept history gets COMPACTED with the oldest revisio
 
 test('a slow consumer catches up or is cut off with a resumable code; the others and the writer go on', async (t) => {
   const dir = tempDir(t, 'slow');
-  const d = await startDaemon({ dataDir: `${dir}/data`, config: { watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
+  const d = await startDaemon({ dataDir: `${dir}/data`, config: { limits: { frameBytesMax: 1 << 20 }, watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
   t.teardown(async () => { await d.stop(); });
   const c = await RawClient.open(d.url);
   const slow = await RawClient.open(d.url);
@@ -219,7 +219,7 @@ test('a slow consumer catches up or is cut off with a resumable code; the others
 
 test('a connection that does not read past the hard buffer limit is closed with 4408; its watch resumes after its last revision without a gap', async (t) => {
   const dir = tempDir(t, 'cut');
-  const d = await startDaemon({ dataDir: `${dir}/data`, config: { watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
+  const d = await startDaemon({ dataDir: `${dir}/data`, config: { limits: { frameBytesMax: 1 << 20 }, watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
   t.teardown(async () => { await d.stop(); });
   const c = await RawClient.open(d.url);
   const slow = await RawClient.open(d.url);
@@ -249,4 +249,72 @@ test('a connection that does not read past the hard buffer limit is closed with 
   t.regex(metrics, /strata_slow_consumer_closed_total 1/);
   c.close();
   again.close();
+});
+
+test('review findings: task ids do not escape the role; filters are bounded; ended subscriptions free their slot; list states are paced and fragmented; a role/env list holds only its environment', async (t) => {
+  const dir = tempDir(t, 'review');
+  const tokenA = 'role-a-token-0123456789';
+  const d = await startDaemon({ dataDir: `${dir}/data`, config: {
+    tokens: [{ name: 'admin', token: 'admin-token-0123456789', admin: true }, { name: 'a', token: tokenA, read: ['a'] }],
+    limits: { frameBytesMax: 65536, subscriptionsMax: 2 }, watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 1 << 20 } } });
+  t.teardown(async () => { await d.stop(); });
+  const admin = await RawClient.open(d.url, 'admin-token-0123456789');
+  const a = await RawClient.open(d.url, tokenA);
+  // 1. A role-a token naming role b's task id gets nothing of it.
+  const sneaky = await watch(a, { afterRevision: -1n, filter: make(f.WatchFilterT, { role: 'a', tables: [f.RecordTable.TASK], taskIds: ['b-secret'] }) });
+  const honest = await watch(admin, { afterRevision: -1n, filter: make(f.WatchFilterT, { taskIds: ['b-secret'] }) });
+  await commit(admin, txn([upsert([task('b-secret', configs[1]!, 0)])]));
+  await commit(admin, txn([upsert([task('a-1', configs[0]!, 0)])]));
+  await admin.until(() => admin.count(honest) >= 1);
+  await a.request(f.Body.WatchProgressRequest, make(f.WatchProgressRequestT, { subscription: sneaky }));
+  await a.until((p) => p.some((e) => e.bodyType === f.Body.WatchProgress));
+  t.is(a.count(sneaky), 0);
+  // 2. Filters are bounded: ids per filter, bytes per id.
+  const tooMany = await admin.request(f.Body.WatchRequest, make(f.WatchRequestT, { filter: make(f.WatchFilterT, { taskIds: Array.from({ length: 1001 }, (_, i) => `t${i}`) }) }));
+  t.is(errorOf(tooMany)!.code, f.ErrorCode.INVALID_ARGUMENT);
+  const tooLong = await admin.request(f.Body.WatchRequest, make(f.WatchRequestT, { filter: make(f.WatchFilterT, { taskIds: ['x'.repeat(300)] }) }));
+  t.is(errorOf(tooLong)!.code, f.ErrorCode.INVALID_ARGUMENT);
+  // 3. A subscription the hub ends (history passed it while its reader stalled) frees its slot (max 2 here).
+  const p = await RawClient.open(d.url, 'admin-token-0123456789');
+  const stalled = await watch(p, { afterRevision: -1n });
+  p.ws.pause();
+  // 200 revisions of ~50 KB (a frame here is at most 64 KiB): more than the kernel's socket buffers and history.
+  const big = (i: number) => jobConfig('a', 'prod', `big${i}`, { data: `${i}${'x'.repeat(50_000)}` });
+  for (let i = 0; i < 200; i++) await commit(admin, txn([upsert([task(`big${i}`, big(i), 0)])]));
+  const twice = [p.request(f.Body.WatchRequest, make(f.WatchRequestT, { afterRevision: -1n })),
+    p.request(f.Body.WatchRequest, make(f.WatchRequestT, { afterRevision: -1n }))];
+  p.ws.resume();
+  const answers = await Promise.all(twice);
+  const ended = p.pushes.find((e) => e.bodyType === f.Body.WatchEnded)?.body as f.WatchEndedT | undefined;
+  t.is(ended?.subscription, stalled);
+  t.is(ended?.error?.code, f.ErrorCode.COMPACTED);
+  t.deepEqual(answers.map((x) => x.bodyType), [f.Body.WatchResponse, f.Body.WatchResponse], 'the ended subscription no longer counts');
+  t.is(errorOf(await p.request(f.Body.WatchCancel, make(f.WatchCancelT, { subscription: stalled })))!.code, f.ErrorCode.NOT_FOUND);
+  p.close();
+  // 4. A list whose state is bigger than a frame: fragments (partial), paced under the buffer limit, then the end.
+  const lister = await RawClient.open(d.url, 'admin-token-0123456789');
+  const listed = await watch(lister, { list: true, filter: make(f.WatchFilterT, { role: 'a', tables: [f.RecordTable.TASK] }) });
+  await lister.until((p) => p.some((e) => e.bodyType === f.Body.WatchStateEnd));
+  const states = lister.pushes.filter((e) => e.bodyType === f.Body.WatchState);
+  t.true(states.length > 1, 'fragmented');
+  t.true(states.every((e) => e.bytes.byteLength <= 65536));
+  t.true((states.at(-1)!.body as f.WatchStateT).partial === false && (states[0]!.body as f.WatchStateT).partial === true);
+  const joined = Buffer.concat(states.map((e) => Uint8Array.from((e.body as f.WatchStateT).response)));
+  const state = queryResult(make(f.EnvelopeT, { id: 1, bodyType: f.Body.QueryResponseMessage, body: make(f.QueryResponseMessageT, { response: [...joined] }) }));
+  t.is((state.result as f.TasksResultT).tasks.length, 201);
+  t.is(listed, (states[0]!.body as f.WatchStateT).subscription);
+  // 5. A role + environment list holds that environment's cron jobs only.
+  const cron = (env: string, name: string) => op(f.Op.SaveCronJob, make(f.SaveCronJobT, { job: make(f.JobConfigurationT, {
+    key: make(f.JobKeyT, { role: 'a', environment: env, name }), cronSchedule: '0 * * * *', instanceCount: 1,
+    taskConfig: jobConfig('a', env, name) }) }));
+  await commit(admin, txn([cron('prod', 'hourly'), cron('devel', 'nightly')]));
+  const envLister = await RawClient.open(d.url, 'admin-token-0123456789');
+  await watch(envLister, { list: true, filter: make(f.WatchFilterT, { role: 'a', environment: 'prod', tables: [f.RecordTable.CRON_JOB] }) });
+  await envLister.until((p) => p.some((e) => e.bodyType === f.Body.WatchStateEnd));
+  const cronState = envLister.pushes.filter((e) => e.bodyType === f.Body.WatchState).map((e) =>
+    queryResult(make(f.EnvelopeT, { id: 1, bodyType: f.Body.QueryResponseMessage, body: make(f.QueryResponseMessageT, { response: (e.body as f.WatchStateT).response }) })));
+  const names = cronState.flatMap((r) => (r.result as f.CronJobsResultT).jobs.map((j) => `${j.key!.environment}/${j.key!.name}`));
+  t.deepEqual(names, ['prod/hourly']);
+  t.is((cronState[0]!.result as f.CronJobsResultT).configs.length, 1);
+  for (const c of [admin, a, lister, envLister]) c.close();
 });

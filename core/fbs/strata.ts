@@ -14647,6 +14647,8 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 /**
  * Part of the initial state of a list subscription: one query answer (a page of tasks, the cron jobs, ...) read
  * on the list revision, as the query would return it; the client treats every record in it as present.
+ * An answer larger than a frame travels as consecutive WatchState messages holding pieces of its bytes, `partial`
+ * set on all but the last: the client concatenates the pieces into the QueryResponse buffer.
  */
 export class WatchState {
   bb: flatbuffers.ByteBuffer|null = null;
@@ -14686,8 +14688,13 @@ responseArray():Uint8Array|null {
   return offset ? new Uint8Array(this.bb!.bytes().buffer, this.bb!.bytes().byteOffset + this.bb!.__vector(this.bb_pos + offset), this.bb!.__vector_len(this.bb_pos + offset)) : null;
 }
 
+partial():boolean {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? !!this.bb!.readInt8(this.bb_pos + offset) : false;
+}
+
 static startWatchState(builder:flatbuffers.Builder) {
-  builder.startObject(2);
+  builder.startObject(3);
 }
 
 static addSubscription(builder:flatbuffers.Builder, subscription:number) {
@@ -14710,22 +14717,28 @@ static startResponseVector(builder:flatbuffers.Builder, numElems:number) {
   builder.startVector(1, numElems, 1);
 }
 
+static addPartial(builder:flatbuffers.Builder, partial:boolean) {
+  builder.addFieldInt8(2, +partial, +false);
+}
+
 static endWatchState(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createWatchState(builder:flatbuffers.Builder, subscription:number, responseOffset:flatbuffers.Offset):flatbuffers.Offset {
+static createWatchState(builder:flatbuffers.Builder, subscription:number, responseOffset:flatbuffers.Offset, partial:boolean):flatbuffers.Offset {
   WatchState.startWatchState(builder);
   WatchState.addSubscription(builder, subscription);
   WatchState.addResponse(builder, responseOffset);
+  WatchState.addPartial(builder, partial);
   return WatchState.endWatchState(builder);
 }
 
 unpack(): WatchStateT {
   return new WatchStateT(
     this.subscription(),
-    this.bb!.createScalarList(this.response.bind(this), this.responseLength())
+    this.bb!.createScalarList(this.response.bind(this), this.responseLength()),
+    this.partial()
   );
 }
 
@@ -14733,13 +14746,15 @@ unpack(): WatchStateT {
 unpackTo(_o: WatchStateT): void {
   _o.subscription = this.subscription();
   _o.response = this.bb!.createScalarList(this.response.bind(this), this.responseLength());
+  _o.partial = this.partial();
 }
 }
 
 export class WatchStateT {
 constructor(
   public subscription: number = 0,
-  public response: (number)[] = []
+  public response: (number)[] = [],
+  public partial: boolean = false
 ){}
 
 
@@ -14748,7 +14763,8 @@ pack(builder:flatbuffers.Builder): flatbuffers.Offset {
 
   return WatchState.createWatchState(builder,
     this.subscription,
-    response
+    response,
+    this.partial
   );
 }
 }

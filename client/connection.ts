@@ -508,7 +508,7 @@ export class Connection extends EventEmitter<ClientEvents> implements WatchHost 
         this.subscriptions.get(message.subscription)?.events(message.partial, message.revisions);
         return;
       case 'state':
-        this.subscriptions.get(message.subscription)?.state(message.body, message.bytes);
+        this.subscriptions.get(message.subscription)?.state(message.partial, message.piece);
         return;
       case 'stateEnd':
         this.subscriptions.get(message.body.subscription)?.stateEnd(message.body.revision);

@@ -22,7 +22,7 @@ import {
 import { CompactedError, errorOf, ProtocolError, StrataError } from './errors.js';
 import { revisionOf } from './keys.js';
 import { fragmentBytesMax, watchQueueBytesMaxDefault, watchQueueMessagesMaxDefault } from './limits.js';
-import { decodeRevisionChanges } from './wire.js';
+import { decodeQueryResponse, decodeRevisionChanges } from './wire.js';
 
 export type WatchMessage =
   | { type: 'changes'; revision: bigint; changes: RevisionChangesT }
@@ -218,8 +218,19 @@ export class Watch implements AsyncIterableIterator<WatchMessage> {
     }
   }
 
-  state(response: QueryResponseT, bytes: number): void {
+  /** A WatchState: a whole query answer, or a piece of one (partial; joined like a revision's fragments). */
+  state(partial: boolean, piece: Uint8Array): void {
     if (this.phase !== 'list') throw new ProtocolError('WatchState outside the initial state');
+    this.fragmentBytes += piece.length;
+    if (this.fragmentBytes > fragmentBytesMax) throw new ProtocolError(`a state answer of more than ${fragmentBytesMax} bytes`);
+    this.fragments.push(piece);
+    if (partial) return;
+    const whole = this.fragments.length === 1 ? piece : concat(this.fragments);
+    this.dropFragments();
+    this.stateAnswer(decodeQueryResponse(whole), whole.length);
+  }
+
+  private stateAnswer(response: QueryResponseT, bytes: number): void {
     if (this.full(bytes)) {
       this.cancelSubscription();
       this.finish(new StrataError(ErrorCode.RESOURCE_EXHAUSTED,

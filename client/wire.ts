@@ -93,7 +93,7 @@ export type Incoming = { id: number } & (
   | { type: 'query'; body: QueryResponseT }
   | { type: 'watch'; body: WatchResponseT }
   | { type: 'events'; subscription: number; partial: boolean; revisions: Uint8Array[] }
-  | { type: 'state'; subscription: number; body: QueryResponseT; bytes: number }
+  | { type: 'state'; subscription: number; partial: boolean; piece: Uint8Array }
   | { type: 'stateEnd'; body: WatchStateEndT }
   | { type: 'progress'; body: WatchProgressT }
   | { type: 'ended'; body: WatchEndedT }
@@ -156,9 +156,9 @@ function decode(bytes: Uint8Array): Incoming {
     }
     case Body.WatchState: {
       const state = table(new WatchState());
-      const response = required(state.responseArray(), 'WatchState.response');
-      return { id, type: 'state', subscription: state.subscription(), body: decodeQueryResponse(response),
-        bytes: response.length };
+      // A whole answer, or one piece of a bigger one (partial): the watch joins the pieces, then decodes.
+      const piece = required(state.responseArray(), 'WatchState.response');
+      return { id, type: 'state', subscription: state.subscription(), partial: state.partial(), piece };
     }
     case Body.WatchStateEnd: return { id, type: 'stateEnd', body: body<WatchStateEndT>(new WatchStateEnd()) };
     case Body.WatchProgress: return { id, type: 'progress', body: body<WatchProgressT>(new WatchProgress()) };
@@ -187,7 +187,7 @@ function required(bytes: Uint8Array | null, what: string): Uint8Array {
   return bytes;
 }
 
-function decodeQueryResponse(bytes: Uint8Array): QueryResponseT {
+export function decodeQueryResponse(bytes: Uint8Array): QueryResponseT {
   return QueryResponse.getRootAsQueryResponse(checkedBuffer(bytes)).unpack();
 }
 

@@ -85,3 +85,25 @@ test('commits, queries, scopes and a watch across a daemon restart', async (t) =
 
   t.true((await client.status()).revision >= after.revision);
 });
+
+test('a list state larger than a frame arrives in pieces that the client joins', async (t) => {
+  const dir = tempDir(t, 'client-fragments');
+  const daemon = await startDaemon({ dataDir: `${dir}/data`, config: { limits: { frameBytesMax: 65536 }, watch: { closeBytes: 1 << 20, bufferBytes: 65536 } } });
+  t.teardown(async () => { await daemon.stop(); });
+  const client = await StrataClient.connect({ url: daemon.url });
+  t.teardown(() => client.close());
+  const config = jobConfig('a', 'prod', 'web');
+  for (let i = 0; i < 10; i++) {
+    const x = task(`a-${i}`, config, i);
+    x.taskEvents[0]!.message = 'm'.repeat(4000);
+    const tasks = [x];
+    for (let k = 1; k < 4; k++) tasks.push(Object.assign(task(`a-${i}-${k}`, config, 100 * i + k), { taskEvents: x.taskEvents }));
+    t.is((await client.txn().upsertTasks(tasks).commit()).error, null);
+  }
+  const watch = client.watch({ list: true, filter: { role: 'a' } });
+  const state = await next(watch, 'state');
+  t.true(state.type === 'state' && (state.response.result as { tasks: unknown[] }).tasks.length === 40);
+  const end = await next(watch, 'stateEnd');
+  t.is(end.type === 'stateEnd' ? end.revision : -1n, 10n);
+  await watch.return();
+});

@@ -175,12 +175,16 @@ test('a start older than the kept history gets COMPACTED with the oldest revisio
   w.close();
 });
 
-test('a slow consumer catches up or is cut off with a resumable code; the others and the writer go on', async (t) => {
-  const dir = tempDir(t, 'slow');
+/** A daemon with small watch buffers (64 KiB soft, 1 MiB hard), a committer and a connection to make slow. */
+async function slowSetup(t: { teardown: (fn: () => Promise<void>) => void }, dir: string) {
   const d = await startDaemon({ dataDir: `${dir}/data`, config: { limits: { frameBytesMax: 1 << 20 }, watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
   t.teardown(async () => { await d.stop(); });
-  const c = await RawClient.open(d.url);
-  const slow = await RawClient.open(d.url);
+  return { d, c: await RawClient.open(d.url), slow: await RawClient.open(d.url) };
+}
+
+test('a slow consumer catches up or is cut off with a resumable code; the others and the writer go on', async (t) => {
+  const dir = tempDir(t, 'slow');
+  const { d, c, slow } = await slowSetup(t, dir);
   const fast = await RawClient.open(d.url);
   const slowSub = await watch(slow, { afterRevision: -1n });
   const fastSub = await watch(fast, { afterRevision: -1n });
@@ -219,10 +223,7 @@ test('a slow consumer catches up or is cut off with a resumable code; the others
 
 test('a connection that does not read past the hard buffer limit is closed with 4408; its watch resumes after its last revision without a gap', async (t) => {
   const dir = tempDir(t, 'cut');
-  const d = await startDaemon({ dataDir: `${dir}/data`, config: { limits: { frameBytesMax: 1 << 20 }, watch: { bufferBytes: 65536, closeBytes: 1 << 20, historyBytes: 64 << 20 } } });
-  t.teardown(async () => { await d.stop(); });
-  const c = await RawClient.open(d.url);
-  const slow = await RawClient.open(d.url);
+  const { d, c, slow } = await slowSetup(t, dir);
   const sub = await watch(slow, { afterRevision: -1n });
   slow.ws.pause();
   const expected = new Map<number, string>();

@@ -42,6 +42,8 @@ interface Session extends WatchSink {
   id: number;
   /** Task ids named by this connection's subscriptions' filters (bounded: watchTaskIdsPerConnectionMax). */
   taskIdsWatched: number;
+  /** Answers ready in this turn, sent together (corked: one write) on the next. */
+  outbox: Uint8Array[];
   ws: uWS.WebSocket<SessionData> | null;
   principal: Principal | null;
   inFlight: number;
@@ -205,7 +207,7 @@ export class Server {
     const session: Session = {
       id: this.sessionIds++, ws, principal: null, inFlight: 0, subscriptions: new Map(), nextSubscription: 1,
       tokens: this.config.limits.requestsPerSecondMax, refilledMs: performance.now(), helloTimer: null,
-      taskIdsWatched: 0,
+      taskIdsWatched: 0, outbox: [],
       buffered: () => (session.ws === null ? 0 : session.ws.getBufferedAmount()),
       send: (frame) => this.send(session, frame),
       cork: (fn) => {
@@ -380,11 +382,29 @@ export class Server {
   private answer(session: Session, id: number, work: Promise<Uint8Array>): void {
     work.then((frame) => {
       session.inFlight--;
-      this.send(session, frame);
+      this.queueAnswer(session, frame);
     }, (error: unknown) => {
       session.inFlight--;
       const code = engineErrorCode(error);
       this.error(session, id, code, String((error as Error)?.message ?? error));
+    });
+  }
+
+  /**
+   * Answers of one commit group (or one reader batch) resolve in the same turn: they are sent on the next one,
+   * corked, so that a pipelining client costs one write per group, not one per answer.
+   */
+  private queueAnswer(session: Session, frame: Uint8Array): void {
+    if (session.ws === null) return;
+    session.outbox.push(frame);
+    if (session.outbox.length === 1) setImmediate(() => this.flushAnswers(session));
+  }
+
+  private flushAnswers(session: Session): void {
+    const frames = session.outbox;
+    session.outbox = [];
+    session.cork(() => {
+      for (const frame of frames) if (!this.send(session, frame)) return;
     });
   }
 

@@ -23,12 +23,9 @@ import * as f from '../core/fbs/strata.js';
 import { Prng } from '../core/prng.js';
 import { threadCpuMs } from './daemon-process.js';
 import { clockMs, CommitReader, Connection, QueryReader } from './network-client.js';
-import {
-  jobSummaryQuery, jobTasksQuery, pageTasksMax, ResultReader, roleSummaryQuery, taskPageQuery,
-} from './network-queries.js';
-import {
-  bulkLoadTransactionBytes, eventMessage, schedulerHost, TransitionGenerator, Workload, workloadOptions,
-} from './workload.js';
+import { jobSummaryQuery, jobTasksQuery, ResultReader, roleSummaryQuery } from './network-queries.js';
+import { BatchTransitions, currentTasks } from './network-transitions.js';
+import { bulkLoadTransactionBytes, TransitionGenerator, Workload, workloadOptions } from './workload.js';
 
 export const ringSize = 1024;           // request ids kept per connection: the daemon's default requestsInFlightMax
 const ringMask = ringSize - 1;
@@ -429,81 +426,11 @@ async function subscribers(j: Extract<Job, { role: 'subscribers' }>): Promise<vo
 // ---------------------------------------------------------------------------------------------------------------
 // committer
 
-/** Every stored task's id and status, read in pages (configs by hash only). */
-async function currentTasks(connection: Connection, taskCount: number): Promise<{ ids: string[]; statuses: Uint8Array }> {
-  const ids: string[] = [];
-  const statuses: number[] = [];
-  const queries = new QueryReader();
-  const results = new ResultReader();
-  const task = new f.ScheduledTask();
-  const assigned = new f.AssignedTask();
-  for (let offset = 0; ; offset += pageTasksMax) {
-    const count = await new Promise<number>((resolve, reject) => {
-      connection.onFrame = (envelope) => {
-        const response = queries.read(envelope);
-        if (response === null) return reject(new Error(`committer: a task page failed: ${queries.error}`));
-        const result = results.tasks(response);
-        for (let i = 0; i < result.tasksLength(); i++) {
-          result.tasks(i, task);
-          ids.push(task.assignedTask(assigned)!.taskId()!);
-          statuses.push(task.status());
-        }
-        resolve(result.tasksLength());
-      };
-      connection.query(taskPageQuery(offset, pageTasksMax));
-    });
-    if (count < pageTasksMax) break;
-  }
-  if (ids.length !== taskCount) throw new Error(`committer: ${ids.length} tasks stored, not ${taskCount}`);
-  return { ids, statuses: Uint8Array.from(statuses) };
-}
-
-/**
- * Transactions of `batch` TransitionTask ops on consecutive tasks (cycling through all of them), each moving
- * its task between RUNNING and KILLING with a compare-and-set on the status set last: every op changes its task.
- */
-class BatchTransitions {
-  private readonly builder = new flatbuffers.Builder(16 * 1024);
-  private readonly offsets: number[] = [];
-  private next = 0;
-
-  constructor(private readonly ids: string[], private readonly statuses: Uint8Array, private readonly batch: number) {}
-
-  bytes(): Uint8Array {
-    const b = this.builder;
-    b.clear();
-    const scheduler = b.createString(schedulerHost);
-    const messages = new Map<number, number>();
-    const timestamp = BigInt(Date.now());
-    this.offsets.length = 0;
-    for (let op = 0; op < this.batch; op++) {
-      const index = this.next;
-      this.next = (index + 1) % this.ids.length;
-      const from = this.statuses[index] as f.ScheduleStatus;
-      const to = from === f.ScheduleStatus.RUNNING ? f.ScheduleStatus.KILLING : f.ScheduleStatus.RUNNING;
-      this.statuses[index] = to;
-      let message = messages.get(to);
-      if (message === undefined) {
-        message = b.createString(eventMessage(to, -1));
-        messages.set(to, message);
-      }
-      const id = b.createString(this.ids[index]!);
-      const transition = f.TransitionTask.createTransitionTask(b, id, to, true, from, false, timestamp, message,
-        scheduler, 0, 0, 0, -1, -1);
-      this.offsets.push(f.Operation.createOperation(b, f.Op.TransitionTask, transition));
-    }
-    const ops = f.Transaction.createOpsVector(b, this.offsets);
-    const none = f.Transaction.createPreconditionsVector(b, []);
-    const configs = f.Transaction.createConfigsVector(b, []);
-    b.finish(f.Transaction.createTransaction(b, 0, none, configs, ops));
-    return b.asUint8Array();
-  }
-}
-
 async function committer(j: Extract<Job, { role: 'committer' }>): Promise<void> {
   const connection = await Connection.open(j.url, 'bench-committer');
   const workload = Workload.of(workloadOptions(j.tasks, 1));
-  const { ids, statuses } = await currentTasks(connection, workload.taskCount);
+  const { ids, statuses } = await currentTasks(connection);
+  if (ids.length !== workload.taskCount) throw new Error(`committer: ${ids.length} tasks stored, not ${workload.taskCount}`);
   if (j.batch > ids.length) throw new Error('committer: a batch larger than the task count');
   const transactions = new BatchTransitions(ids, statuses, j.batch);
   port.postMessage({ type: 'ready' });

@@ -20,6 +20,8 @@ export interface DaemonStart {
   config: Record<string, unknown>;
   /** Flags for node itself (before the script), e.g. --cpu-prof --cpu-prof-dir=DIR. */
   nodeArgs: string[];
+  /** host:port to listen on (default 127.0.0.1:0, a port the daemon picks): a restart reuses the port. */
+  listen?: string;
 }
 
 export class DaemonProcess {
@@ -37,7 +39,7 @@ export class DaemonProcess {
   static start(options: DaemonStart): Promise<DaemonProcess> {
     writeFileSync(options.configFile, JSON.stringify(options.config));
     const args = [...options.nodeArgs, mainFile, '--config', options.configFile, '--data-dir', options.dataDir,
-      '--listen', '127.0.0.1:0'];
+      '--listen', options.listen ?? '127.0.0.1:0'];
     const env: Record<string, string> = {};
     for (const [key, value] of Object.entries(process.env)) {
       if (!key.startsWith('STRATA_') && value !== undefined) env[key] = value; // the config file alone decides

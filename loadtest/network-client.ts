@@ -58,7 +58,7 @@ export class Connection {
   }
 
   /** Connects and says Hello (no token: the daemon listens on loopback without tokens). */
-  static async open(url: string, clientName: string): Promise<Connection> {
+  static async open(url: string, clientName: string, tokenText = ''): Promise<Connection> {
     const ws = await new Promise<WebSocket>((resolve, reject) => {
       const socket = new WebSocket(url, { maxPayload: frameBytesMax, perMessageDeflate: false });
       socket.once('open', () => resolve(socket));
@@ -79,7 +79,7 @@ export class Connection {
       const b = connection.builder;
       b.clear();
       const name = b.createString(clientName);
-      const token = b.createString('');
+      const token = b.createString(tokenText);
       connection.finish(f.Body.Hello, f.Hello.createHello(b, 1, 1, token, name));
     });
     return connection;
@@ -107,6 +107,12 @@ export class Connection {
     b.clear();
     const filter = f.WatchFilter.createWatchFilter(b, 0, 0, 0, 0, 0);
     return this.finish(f.Body.WatchRequest, f.WatchRequest.createWatchRequest(b, filter, BigInt(afterRevision), false, 0));
+  }
+
+  /** Sends a request whose body `build` writes into the cleared builder (status, snapshot, backup...). */
+  request(type: f.Body, build: (b: flatbuffers.Builder) => flatbuffers.Offset): number {
+    this.builder.clear();
+    return this.finish(type, build(this.builder));
   }
 
   close(): void {

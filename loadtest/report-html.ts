@@ -180,9 +180,11 @@ function axes(spec: ChartSpec, f: ReturnType<typeof chartFrame>): string {
       `<text x="${f.left - 4}" y="${y}" text-anchor="end" dy="0.32em">${escapeHtml(formatSi(v))}</text>`);
   }
   for (const t of f.xTicks) {
-    const x = f.sx(t.value).toFixed(1);
+    const xValue = f.sx(t.value);
+    const x = xValue.toFixed(1);
+    const anchor = xValue > f.right - 24 ? 'end' : 'middle'; // the last label stays inside the picture
     out.push(`<line class="grid" x1="${x}" x2="${x}" y1="${f.top}" y2="${f.bottom}"/>`,
-      `<text x="${x}" y="${f.bottom + 13}" text-anchor="middle">${escapeHtml(t.label)}</text>`);
+      `<text x="${x}" y="${f.bottom + 13}" text-anchor="${anchor}">${escapeHtml(t.label)}</text>`);
   }
   out.push(`<rect class="frame" x="${f.left}" y="${f.top}" width="${f.right - f.left}" height="${f.bottom - f.top}"/>`,
     `<text x="${(f.left + f.right) / 2}" y="${spec.height - 4}" text-anchor="middle">${escapeHtml(spec.xLabel)}</text>`,
@@ -354,7 +356,9 @@ function percentilePlot(r: LoadReport): string {
   }));
   const xMaxSeen = extent(series.flatMap((s) => s.points.map((p) => p.x)))[1];
   const xMax = Math.max(5, Math.ceil(xMaxSeen));
-  return renderChart({ id: 'percentiles', title: 'Latency by percentile (coordinated omission corrected)',
+  return '<h2>Latency by percentile</h2><p class="note">Each line ends at its max (100 %), drawn at the right ' +
+    'edge; the scale of 1 / (1 − p) gives each added nine the same width.</p>' +
+    renderChart({ id: 'percentiles', title: 'Latency by percentile (coordinated omission corrected)',
     xLabel: 'percentile', yLabel: 'latency ms', series, width: 760, height: 280,
     xDomain: [0, xMax], xTicks: percentileTicks.filter((t) => t.value <= xMax) });
 }
@@ -417,8 +421,9 @@ function serverCharts(r: LoadReport): string {
     const counter = isCounterName(name) && raw.length >= 2;
     const bytes = /bytes/.test(name);
     const points = counter ? ratePoints(raw) : bytes ? raw.map((p) => ({ x: p.x, y: p.y / 2 ** 20 })) : raw;
-    const unit = counter ? ' (rate /s)' : bytes ? ' (MiB)' : '';
-    return renderChart({ id: `server-${i}`, title: `${name}${unit}`, xLabel: 'time s', yLabel: unit.trim() || 'value',
+    const unit = counter ? 'rate /s' : bytes ? 'MiB' : '';
+    return renderChart({ id: `server-${i}`, title: unit === '' ? name : `${name} (${unit})`, xLabel: 'time s',
+      yLabel: unit === '' ? 'value' : unit,
       series: [{ name, color: palette[i % palette.length]!, dashed: false, points }], width: 370, height: 170,
       markers: markerList, dots: points.length === 1 });
   });

@@ -454,8 +454,8 @@ class Generator {
     port.postMessage(tick);
   }
 
+  /** The generator's own lateness: how far behind its schedule it hands out requests (not the server's queue). */
   private lagMs(now: number): number {
-    if (this.queueHead < this.queue.length) return now - this.queue[this.queueHead]!.intendedMs;
     return this.schedule === null || this.go === null ? 0 : this.schedule.lagMs(Math.min(now, this.go.endMs));
   }
 
@@ -464,10 +464,10 @@ class Generator {
     const go = this.go;
     if (go === null || this.schedule === null) return;
     const now = clockMs();
+    this.lagMsSecond = Math.max(this.lagMsSecond, this.lagMs(now));
     for (const intendedMs of this.schedule.due(Math.min(now, go.endMs - 0.001))) {
       this.queue.push({ op: this.pick(), intendedMs });
     }
-    this.lagMsSecond = Math.max(this.lagMsSecond, this.lagMs(now));
     this.dispatch();
     if (now >= go.endMs) return;
     setTimeout(this.pump, Math.max(0, Math.min(this.schedule.nextDueMs(), go.endMs) - clockMs()));

@@ -198,7 +198,8 @@ class Run {
   behindSeconds = 0;
   secondOffset = 0;          // a sweep's later steps continue the timeline
   errorMessages = new Map<string, number>();
-  private lastSecondMs = 0;
+  private lastSecondMs = -1;
+  private latestSecond = 0;
 
   constructor(readonly args: Args, public url: string, public http: string) {}
 
@@ -220,6 +221,7 @@ class Run {
 
   tick = (tick: Tick): void => {
     const second = this.secondOffset + tick.second;
+    this.latestSecond = Math.max(this.latestSecond, second);
     let bucket = this.seconds.get(second);
     if (bucket === undefined) {
       bucket = new Map();
@@ -237,9 +239,10 @@ class Run {
     }
     this.maxLagMs = Math.max(this.maxLagMs, tick.lagMsMax);
     if (tick.lagMsMax > behindMs) {
-      this.behindSeconds++;
-      this.warn(`a worker fell behind its schedule (lag ${Math.round(tick.lagMsMax)} ms at ${second} s): ` +
-        'the generator, not the server, may be the bound');
+      if (this.behindSeconds++ === 0) {
+        this.warn(`a worker fell behind its schedule (lag ${Math.round(tick.lagMsMax)} ms at ${second} s): ` +
+          'the generator, not the server, may be the bound (see generator.maxLagMs and behindSeconds)');
+      }
     }
   };
 
@@ -250,7 +253,7 @@ class Run {
 
   /** The progress line of the last complete second. */
   progress(): void {
-    const second = Math.floor((clockMs() - this.startMs) / 1000) - 1;
+    const second = this.latestSecond - 1;    // the newest second may still miss a thread's tick
     if (second < 0 || second === this.lastSecondMs) return;
     this.lastSecondMs = second;
     const bucket = this.seconds.get(second);
@@ -453,8 +456,18 @@ async function main(): Promise<number> {
               const code = await daemon!.stop();
               run.event(`stratad exited with ${code}; restarting on port ${port}`);
               const a = clockMs();
-              daemon = await DaemonProcess.start({ dataDir: join(root, 'data'), configFile: join(root, 'config.json'),
-                config, nodeArgs: [], listen: `127.0.0.1:${port}` });
+              for (let attempt = 1; ; attempt++) {
+                try {
+                  daemon = await DaemonProcess.start({ dataDir: join(root, 'data'), configFile: join(root, 'config.json'),
+                    config, nodeArgs: [], listen: `127.0.0.1:${port}` });
+                  break;
+                } catch (error) {
+                  // the port may be held a moment longer (sockets closing): retry for a while
+                  if (clockMs() - a > readyWaitMsMax || !String(error).includes('cannot listen')) throw error;
+                  if (attempt === 1) run.event(`port ${port} still busy: retrying`);
+                  await new Promise((resolve) => setTimeout(resolve, 100));
+                }
+              }
               for (;;) {
                 const ready = await fetch(`${daemon.http}/readyz`).then((r) => r.status, () => 0);
                 if (ready === 200 || clockMs() - a > readyWaitMsMax) break;

@@ -286,6 +286,8 @@ class Subscriber {
         }
         if (type === f.Body.WatchEnded) {
           const ended = envelope.body(new f.WatchEnded()) as f.WatchEnded;
+          // UNAVAILABLE: the daemon is stopping (a restart): the reconnect resumes after `last`, that is no end.
+          if (ended.error()?.code() === f.ErrorCode.UNAVAILABLE) return undefined;
           this.ended = `${f.ErrorCode[ended.error()?.code() ?? 0]} after ${ended.lastRevision()}`;
           return undefined;
         }

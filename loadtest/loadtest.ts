@@ -348,8 +348,12 @@ async function main(): Promise<number> {
     let http = httpOf(url);
     if (args.spawn) {
       root = mkdtempSync(join(tmpdir(), 'strata-loadtest-'));
+      // A daemon that restarts keeps its port; it must lie below the ephemeral range (32768-60999 on Linux): the
+      // clients reconnecting while it is down would otherwise now and then connect a socket to itself on that very
+      // port (TCP simultaneous open), which then holds it. Port 0 picks from the ephemeral range, so not for restart.
+      const listen = args.scenario === 'restart' ? `127.0.0.1:${20_000 + Math.floor(Math.random() * 10_000)}` : undefined;
       daemon = await DaemonProcess.start({ dataDir: join(root, 'data'), configFile: join(root, 'config.json'), config,
-        nodeArgs: [] });
+        nodeArgs: [], listen });
       url = daemon.url;
       http = daemon.http;
     }

@@ -43,7 +43,10 @@ export class Connection {
     ws.on('message', (data: Buffer) => {
       const atMs = clockMs();
       this.bytesReceived += data.byteLength;
-      const envelope = f.Envelope.getRootAsEnvelope(new flatbuffers.ByteBuffer(data), this.envelope);
+      // FlatBuffers' typed-array accessors (statusCountsArray...) need the buffer aligned in its ArrayBuffer; a
+      // WebSocket message may start anywhere in ws's pool: copy the (rare) unaligned one.
+      const bytes = data.byteOffset % 8 === 0 ? data : new Uint8Array(data);
+      const envelope = f.Envelope.getRootAsEnvelope(new flatbuffers.ByteBuffer(bytes), this.envelope);
       this.handler(envelope, atMs);
     });
     ws.on('close', (code: number, reason: Buffer) => {

@@ -21,6 +21,11 @@ interface Operation { count: number; errors: number; p50: number; p99: number; m
 function checkReport(t: import('ava').ExecutionContext, out: string, scenario: string, ops: string[]): void {
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8'));
   t.is(report.scenario, scenario);
+  // The HTML report beside it: offline (nothing fetched from the network), naming every operation.
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  t.regex(html, /^<!doctype html>/i);
+  t.notRegex(html, /(src|href)\s*=\s*["']?https?:/i);
+  for (const op of ops) t.true(html.includes(op), `report.html names ${op}`);
   t.is(report.mode, 'open');
   for (const key of ['rate', 'durationS', 'connections', 'threads']) t.is(typeof report[key], 'number', key);
   t.false(Number.isNaN(Date.parse(report.startedAt)));

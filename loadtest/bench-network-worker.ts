@@ -18,11 +18,10 @@
  * completes inside [warmupEndMs, endMs) is counted; each thread reports its own CPU time over that window.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import * as flatbuffers from 'flatbuffers';
 import * as f from '../core/fbs/strata.js';
 import { Prng } from '../core/prng.js';
 import { threadCpuMs } from './daemon-process.js';
-import { clockMs, CommitReader, Connection, QueryReader } from './network-client.js';
+import { clockMs, CommitReader, Connection, QueryReader, RevisionAssembler } from './network-client.js';
 import { jobSummaryQuery, jobTasksQuery, ResultReader, roleSummaryQuery } from './network-queries.js';
 import { BatchTransitions, currentTasks } from './network-transitions.js';
 import { bulkLoadTransactionBytes, TransitionGenerator, Workload, workloadOptions } from './workload.js';
@@ -345,10 +344,8 @@ class Subscriber {
   gaps = 0;               // revisions skipped
   disorder = 0;           // revisions received again or out of order
   ended = '';
-  private pieces: Uint8Array[] = [];
+  private readonly assembler = new RevisionAssembler();
   private readonly watchEvents = new f.WatchEvents();
-  private readonly revisionBytes = new f.RevisionBytes();
-  private readonly changes = new f.RevisionChanges();
   readonly subscribed: Promise<void>;
 
   constructor(readonly connection: Connection) {
@@ -376,28 +373,17 @@ class Subscriber {
   }
 
   private received(events: f.WatchEvents, atMs: number): void {
-    for (let i = 0; i < events.revisionsLength(); i++) {
-      let bytes = events.revisions(i, this.revisionBytes)!.changesArray()!;
-      if (events.partial()) {
-        this.pieces.push(bytes.slice());
-        continue;
-      }
-      if (this.pieces.length > 0) {
-        this.pieces.push(bytes);
-        bytes = Buffer.concat(this.pieces);
-        this.pieces = [];
-      }
-      const changes = f.RevisionChanges.getRootAsRevisionChanges(new flatbuffers.ByteBuffer(bytes), this.changes);
+    this.assembler.received(events, (changes) => {
       const revision = Number(changes.revision());
       this.events += changes.tasksLength() + changes.tasksDeletedLength();
       if (revision <= this.last) {
         this.disorder++;
-        continue;
+        return;
       }
       this.gaps += revision - this.last - 1;
       this.last = revision;
       this.deliveries.set(revision - this.base - 1, atMs);
-    }
+    });
   }
 }
 

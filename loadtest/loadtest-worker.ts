@@ -21,7 +21,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as flatbuffers from 'flatbuffers';
 import * as f from '../core/fbs/strata.js';
 import { Prng } from '../core/prng.js';
-import { clockMs, CommitReader, Connection, errorText, QueryReader } from './network-client.js';
+import { clockMs, CommitReader, Connection, errorText, QueryReader, RevisionAssembler } from './network-client.js';
 import { jobSummaryQuery, jobTasksQuery, ResultReader, roleSummaryQuery } from './network-queries.js';
 import { BatchTransitions, currentTasks } from './network-transitions.js';
 import { OperationHistogram, Schedule, type EncodedOperation } from './open-loop.js';
@@ -263,10 +263,8 @@ class Subscriber {
   disorder = 0;
   ended = '';
   resumed = 0;         // reconnections that were accepted
-  private pieces: Uint8Array[] = [];
+  private readonly assembler = new RevisionAssembler();
   private readonly watchEvents = new f.WatchEvents();
-  private readonly revisionBytes = new f.RevisionBytes();
-  private readonly changes = new f.RevisionChanges();
 
   constructor(readonly generator: Generator, readonly index: number) {}
 
@@ -302,33 +300,22 @@ class Subscriber {
   }
 
   private received(events: f.WatchEvents, atMs: number): void {
-    for (let i = 0; i < events.revisionsLength(); i++) {
-      let bytes = events.revisions(i, this.revisionBytes)!.changesArray()!;
-      if (events.partial()) {
-        this.pieces.push(bytes.slice());
-        continue;
-      }
-      if (this.pieces.length > 0) {
-        this.pieces.push(bytes);
-        bytes = Buffer.concat(this.pieces);
-        this.pieces = [];
-      }
-      const changes = f.RevisionChanges.getRootAsRevisionChanges(new flatbuffers.ByteBuffer(bytes), this.changes);
+    this.assembler.received(events, (changes) => {
       const revision = Number(changes.revision());
       if (revision <= this.last) {
         this.disorder++;
-        continue;
+        return;
       }
       if (this.last >= 0) this.gaps += revision - this.last - 1;
       this.last = revision;
       this.generator.delivered(revision, atMs);
-    }
+    });
   }
 
   private closed(connection: Connection): void {
     if (this.connection !== connection) return;
     this.connection = null;
-    this.pieces = [];
+    this.assembler.reset();
     if (!this.generator.stopping) this.generator.reconnect(this);
   }
 

@@ -197,3 +197,34 @@ export class QueryReader {
     return response;
   }
 }
+
+/**
+ * Whole revisions out of WatchEvents: a fragmented revision's pieces (partial) are joined; each whole revision is
+ * handed to `each` as a RevisionChanges accessor (reused: read it before the next one).
+ */
+export class RevisionAssembler {
+  private pieces: Uint8Array[] = [];
+  private readonly revisionBytes = new f.RevisionBytes();
+  private readonly changes = new f.RevisionChanges();
+
+  received(events: f.WatchEvents, each: (changes: f.RevisionChanges) => void): void {
+    for (let i = 0; i < events.revisionsLength(); i++) {
+      let bytes = events.revisions(i, this.revisionBytes)!.changesArray()!;
+      if (events.partial()) {
+        this.pieces.push(bytes.slice());
+        continue;
+      }
+      if (this.pieces.length > 0) {
+        this.pieces.push(bytes);
+        bytes = Buffer.concat(this.pieces);
+        this.pieces = [];
+      }
+      each(f.RevisionChanges.getRootAsRevisionChanges(new flatbuffers.ByteBuffer(bytes), this.changes));
+    }
+  }
+
+  /** Forgets a revision cut off in the middle (the connection closed). */
+  reset(): void {
+    this.pieces = [];
+  }
+}

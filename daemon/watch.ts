@@ -305,7 +305,7 @@ export class WatchHub {
     let ok = true;
     s.sink.cork(() => {
       while (s.sink.buffered() < this.limits.bufferBytes) {
-        const frame = s.stateFrames!.length === 0 ? null : s.nextStateFrame();
+        const frame = s.nextStateFrame();
         if (frame === null) {
           ok = this.send(s, watchStateEnd(s.id, s.stateRevision));
           if (!ok) return;

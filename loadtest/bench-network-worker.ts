@@ -21,6 +21,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as f from '../core/fbs/strata.js';
 import { Prng } from '../core/prng.js';
 import { threadCpuMs } from './daemon-process.js';
+import { nextMessage } from './worker-messages.js';
 import { clockMs, CommitReader, Connection, QueryReader, RevisionAssembler } from './network-client.js';
 import { jobSummaryQuery, jobTasksQuery, ResultReader, roleSummaryQuery } from './network-queries.js';
 import { BatchTransitions, currentTasks } from './network-transitions.js';
@@ -88,17 +89,6 @@ class CpuWindow {
   }
 }
 
-function nextMessage<T extends { type: string }>(types: string | string[]): Promise<T> {
-  const wanted = typeof types === 'string' ? [types] : types;
-  return new Promise((resolve) => {
-    const listener = (message: { type: string }) => {
-      if (!wanted.includes(message.type)) return;
-      port.off('message', listener);
-      resolve(message as T);
-    };
-    port.on('message', listener);
-  });
-}
 
 /** What every measuring role counts: completions inside the window, and their latencies. */
 class Tally {
@@ -130,7 +120,7 @@ class Tally {
 async function bulk(j: Extract<Job, { role: 'bulk' }>): Promise<void> {
   const connection = await Connection.open(j.url, 'bench-bulk');
   port.postMessage({ type: 'ready' });
-  await nextMessage<Go>('go');
+  await nextMessage<Go>(port, 'go');
   const reader = new CommitReader();
   const transactions = bulkLoadTransactionBytes(workloadOptions(j.tasks, 1), j.tasksPerTransaction);
   const t0 = clockMs();
@@ -205,7 +195,7 @@ async function transition(j: Extract<Job, { role: 'transition' }>): Promise<void
   }
   port.postMessage({ type: 'ready' });
   for (;;) {
-    const message = await nextMessage<Go | Stop>(['go', 'stop']);
+    const message = await nextMessage<Go | Stop>(port, ['go', 'stop']);
     if (message.type === 'stop') break;
     const go = message;
     const cpu = new CpuWindow(go);
@@ -268,7 +258,7 @@ async function read(j: Extract<Job, { role: 'read' }>): Promise<void> {
   const connections: Connection[] = [];
   for (let c = 0; c < j.connections; c++) connections.push(await Connection.open(j.url, `bench-read-${j.stream}-${c}`));
   port.postMessage({ type: 'ready' });
-  const go = await nextMessage<Go>('go');
+  const go = await nextMessage<Go>(port, 'go');
   const cpu = new CpuWindow(go);
   const tally = new Tally(go, connections.length);
   const results = new ResultReader();
@@ -294,7 +284,7 @@ async function summary(j: Extract<Job, { role: 'summary' }>): Promise<void> {
   const jobs = workload.roleNames.map((role) => jobSummaryQuery(role));
   const connection = await Connection.open(j.url, 'bench-summary');
   port.postMessage({ type: 'ready' });
-  const go = await nextMessage<Go>('go');
+  const go = await nextMessage<Go>(port, 'go');
   const cpu = new CpuWindow(go);
   const prng = new Prng(j.seed, 3, 0x73756d6d);
   const queries = new QueryReader();
@@ -395,9 +385,9 @@ async function subscribers(j: Extract<Job, { role: 'subscribers' }>): Promise<vo
     all.push(subscriber);
   }
   port.postMessage({ type: 'ready' });
-  const go = await nextMessage<Go>('go');
+  const go = await nextMessage<Go>(port, 'go');
   const cpu = new CpuWindow(go);
-  const finish = await nextMessage<Finish>('finish');
+  const finish = await nextMessage<Finish>(port, 'finish');
   while (clockMs() < finish.deadlineMs && all.some((s) => s.last < finish.lastRevision && s.ended === '')) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
@@ -420,7 +410,7 @@ async function committer(j: Extract<Job, { role: 'committer' }>): Promise<void> 
   if (j.batch > ids.length) throw new Error('committer: a batch larger than the task count');
   const transactions = new BatchTransitions(ids, statuses, j.batch);
   port.postMessage({ type: 'ready' });
-  const go = await nextMessage<Go>('go');
+  const go = await nextMessage<Go>(port, 'go');
   const cpu = new CpuWindow(go);
   const sentMs = new Samples();
   const ackMs = new Samples();

@@ -21,6 +21,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as flatbuffers from 'flatbuffers';
 import * as f from '../core/fbs/strata.js';
 import { Prng } from '../core/prng.js';
+import { nextMessage } from './worker-messages.js';
 import { clockMs, CommitReader, Connection, errorText, QueryReader, RevisionAssembler } from './network-client.js';
 import { jobSummaryQuery, jobTasksQuery, ResultReader, roleSummaryQuery } from './network-queries.js';
 import { BatchTransitions, currentTasks } from './network-transitions.js';
@@ -67,16 +68,6 @@ export interface Done {
 const port = parentPort!;
 const job = workerData as LoadJob;
 
-function nextMessage<T extends { type: string }>(types: string[]): Promise<T> {
-  return new Promise((resolve) => {
-    const listener = (message: { type: string }) => {
-      if (!types.includes(message.type)) return;
-      port.off('message', listener);
-      resolve(message as T);
-    };
-    port.on('message', listener);
-  });
-}
 
 /** The histograms of the current second, by operation name. */
 class Interval {
@@ -566,7 +557,7 @@ class Generator {
 async function bulk(): Promise<void> {
   const connection = await Connection.open(job.url, 'loadtest-bulk', job.token);
   port.postMessage({ type: 'ready' });
-  const go = await nextMessage<Go>(['go']);
+  const go = await nextMessage<Go>(port, ['go']);
   const reader = new CommitReader();
   const transactions = bulkLoadTransactionBytes(workloadOptions(job.tasks, job.seed), job.tasksPerTransaction);
   const sentMs = new Float64Array(ringSize);
@@ -611,7 +602,7 @@ async function load(): Promise<void> {
   await generator.connect();
   port.postMessage({ type: 'ready' });
   for (;;) {
-    const message = await nextMessage<Go | { type: 'stop' }>(['go', 'stop']);
+    const message = await nextMessage<Go | { type: 'stop' }>(port, ['go', 'stop']);
     if (message.type === 'stop') break;
     await generator.run(message);
     port.postMessage(generator.done());

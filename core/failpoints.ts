@@ -6,12 +6,15 @@
  *   eio      the I/O at this point fails with EIO
  *   enospc   the I/O at this point fails with ENOSPC
  *   partial  (write points only) half of the bytes are written, then SIGKILL: a torn write
+ *   crash    the thread ends at once (process.exit in a worker thread ends that thread only; on the main thread,
+ *            the process): a crashed worker, for the tests of the pool and the fail-stop paths
+ *   hang     the thread blocks for ever (Atomics.wait): a stuck fsync or a livelock, for the watchdog tests
  * Example: STRATA_FAILPOINTS=log.after-write=kill@3,snapshot.before-rename=eio
  * Points (grep `failpoint('`): log.before-write, log.partial-write, log.after-write, log.after-sync,
  * log.segment-create, log.before-publish, snapshot.write, snapshot.before-rename, snapshot.after-rename,
- * backup.before-rename.
+ * backup.before-rename, reader.query (in a reader thread, while it holds its pin).
  */
-export type FailAction = 'kill' | 'eio' | 'enospc' | 'partial';
+export type FailAction = 'kill' | 'eio' | 'enospc' | 'partial' | 'crash' | 'hang';
 
 interface Point { action: FailAction; at: number; hits: number }
 
@@ -19,7 +22,7 @@ const points = new Map<string, Point>();
 const spec = process.env.STRATA_FAILPOINTS ?? '';
 for (const entry of spec.split(',')) {
   if (entry.trim() === '') continue;
-  const match = /^([\w.-]+)=(kill|eio|enospc|partial)(?:@(\d+))?$/.exec(entry.trim());
+  const match = /^([\w.-]+)=(kill|eio|enospc|partial|crash|hang)(?:@(\d+))?$/.exec(entry.trim());
   if (match === null) throw new Error(`STRATA_FAILPOINTS: cannot parse ${JSON.stringify(entry)}`);
   points.set(match[1]!, { action: match[2] as FailAction, at: Number(match[3] ?? 1), hits: 0 });
 }
@@ -50,6 +53,8 @@ export function failpoint(name: string): 'partial' | null {
     case 'eio': throw ioError('EIO', name);
     case 'enospc': throw ioError('ENOSPC', name);
     case 'partial': return 'partial';
+    case 'crash': process.exit(70); return null;
+    case 'hang': Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); return null;
   }
 }
 

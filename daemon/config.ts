@@ -251,7 +251,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('STRATA_') || value === undefined) continue;
-    if (name === 'STRATA_CONFIG' || name === 'STRATA_URL' || name === 'STRATA_FUZZ_FRAMES' || name === 'STRATA_FAILPOINTS' || name.startsWith('STRATA_CRASH')) continue;
+    if (name === 'STRATA_CONFIG' || name === 'STRATA_URL' || name === 'STRATA_FUZZ_FRAMES' || name === 'STRATA_FAILPOINTS' || name.startsWith('STRATA_CRASH') || name.startsWith('STRATA_FAULTS')) continue;
     if (name === 'STRATA_LISTEN') { listen(config, value, name); continue; }
     // STRATA_TOKEN is the CLI's client token, not the daemon's: the daemon's one admin token has its own name.
     if (name === 'STRATA_TOKEN') continue;

@@ -11,6 +11,7 @@ import * as flatbuffers from 'flatbuffers';
 import { move, workerData } from 'piscina';
 import { threadId } from 'node:worker_threads';
 import { ArenaView } from '../../core/arena.js';
+import { failpoint } from '../../core/failpoints.js';
 import { ErrorCode, ErrorT, QueryResponseT } from '../../core/fbs/strata.js';
 import * as layout from '../../core/layout.js';
 import { StoreReader } from '../../core/store.js';
@@ -46,6 +47,7 @@ export function answer(requests: Uint8Array[]): Uint8Array[] {
   const responses: Uint8Array[] = [];
   let expired = false;
   try {
+    failpoint('reader.query'); // while pinned: the worst moment for a reader to crash or hang
     for (const request of requests) responses.push(runner.run(request));
   } catch (error) {
     if (!(error instanceof DeadlineError) && !slot.expired()) {

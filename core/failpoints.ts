@@ -10,9 +10,13 @@
  *            the process): a crashed worker, for the tests of the pool and the fail-stop paths
  *   hang     the thread blocks for ever (Atomics.wait): a stuck fsync or a livelock, for the watchdog tests
  * Example: STRATA_FAILPOINTS=log.after-write=kill@3,snapshot.before-rename=eio
- * Points (grep `failpoint('`): log.before-write, log.partial-write, log.after-write, log.after-sync,
- * log.segment-create, log.before-publish, snapshot.write, snapshot.before-rename, snapshot.after-rename,
- * backup.before-rename, reader.query (in a reader thread, while it holds its pin).
+ * Points (grep `failpoint(`): log.before-write (the group's write), log.partial-write, log.after-write (written,
+ * not synced: the fdatasync fails), log.after-sync (fdatasync done, then reported failed), log.segment-create (a
+ * segment cut), log.before-publish; in the snapshot worker, by what it writes (workers/snapshot/write.ts):
+ * snapshot.write, snapshot.sync, snapshot.before-rename, snapshot.after-rename, and the same four as backup.*
+ * for a backup; reader.query (in a reader thread, while it holds its pin).
+ * A snapshot worker counts its hits from zero, and its points are armed only in the first snapshot worker and the
+ * first backup worker of a writer thread (workers/snapshot/spawn.ts): the next snapshot runs clean.
  */
 export type FailAction = 'kill' | 'eio' | 'enospc' | 'partial' | 'crash' | 'hang';
 

@@ -4,16 +4,30 @@
  * Invariants: the pin is taken here, synchronously, between two groups (right after publish), so the revision, its
  * root block and the idempotency window handed over agree; the worker closes the slot when it ends, and if the
  * worker dies without a word the slot is closed here; the writer never waits for the snapshot.
+ * Failpoints: a worker counts its own hits from zero, so `snapshot.write=eio@2` would fail every snapshot alike;
+ * the worker's points (`snapshot.*`, `backup.*`) are therefore armed only in the first snapshot worker and the
+ * first backup worker this thread starts. Later ones run without them: a fault test sees the next one succeed.
  */
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import type { Magic } from '../../core/files.js';
+import { magicBackup, type Magic } from '../../core/files.js';
 import * as layout from '../../core/layout.js';
 import { pinClockMs, pinPublishedLong, ReaderSlot, snapshotSlotOwner } from '../reader/pin.js';
 import type { SnapshotWorkerData, SnapshotWorkerMessage } from './main.js';
 import type { IdempotencyRecord, SnapshotWriteResult } from './write.js';
 
 const workerFile = fileURLToPath(new URL('./main.js', import.meta.url));
+
+/** Workers started by this thread, by kind: the failpoints of a worker are armed in the first of each kind. */
+const workersStarted = { snapshot: 0, backup: 0 };
+
+/** The environment of the next worker of this kind: STRATA_FAILPOINTS without its points after the first one. */
+function workerEnvironment(kind: 'snapshot' | 'backup'): NodeJS.ProcessEnv {
+  const spec = process.env.STRATA_FAILPOINTS ?? '';
+  if (workersStarted[kind]++ === 0 || spec === '') return process.env;
+  const kept = spec.split(',').filter((entry) => !/^\s*(snapshot|backup)\./.test(entry));
+  return { ...process.env, STRATA_FAILPOINTS: kept.join(',') };
+}
 
 export interface SnapshotStart {
   arena: SharedArrayBuffer;
@@ -39,7 +53,8 @@ export function spawnSnapshot(start: SnapshotStart): Promise<SnapshotWriteResult
   };
   let worker: Worker;
   try {
-    worker = new Worker(workerFile, { workerData: data });
+    worker = new Worker(workerFile, { workerData: data,
+      env: workerEnvironment(start.magic === magicBackup ? 'backup' : 'snapshot') });
   } catch (error) {
     slot.close();
     throw error;

@@ -14,6 +14,9 @@
  *   maintenance requests, the scheduler metadata, the idempotency window (oldest first). A job update whose events
  *   do not fit in the current chunk continues in the next one: a continuation entry's update has only its key.
  * - The file is installed atomically: written to `<name>.tmp`, fsynced, renamed, then the directory fsynced.
+ * - Failpoints (core/failpoints.ts) are named by what is written: `snapshot.*` for a snapshot, `backup.*` for a
+ *   backup (magic STRATBAK): `.write` (every write of the file), `.sync` (its fsync), `.before-rename`,
+ *   `.after-rename`.
  */
 import { closeSync, fdatasyncSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +29,7 @@ import {
   IdempotencyEntry, JobConfiguration, JobKeyT, JobUpdate, JobUpdateKeyT, JobUpdateSummaryT, JobUpdateT, RecordTable,
   SnapshotChunk, SnapshotEnd,
 } from '../../core/fbs/strata.js';
-import { encodeHeader, fsyncDirectory, magicSnapshot, type Magic } from '../../core/files.js';
+import { encodeHeader, fsyncDirectory, magicBackup, magicSnapshot, type Magic } from '../../core/files.js';
 import * as layout from '../../core/layout.js';
 import * as limits from '../../core/limits.js';
 import { RecordEncoder, type KeyedTable } from '../../core/record-encoder.js';
@@ -96,8 +99,9 @@ export function writeSnapshot(options: SnapshotWriteOptions): SnapshotWriteResul
     const root = options.slotIndex >= 0 ? options.root : slot.pinLong(pinClockMs());
     const store = pinnedStore(options, slot, root);
     const path = join(options.directory, options.fileName ?? snapshotFileName(options.revision));
+    const points = options.magic === magicBackup ? 'backup' : 'snapshot';
     const file = new FrameFile(`${path}.tmp`, options.revision, options.createdMs ?? Date.now(),
-      options.magic ?? magicSnapshot, options.idleRatio ?? 0);
+      options.magic ?? magicSnapshot, options.idleRatio ?? 0, points);
     try {
       const encoder = new ChunkEncoder(store, file, slot, options.chunkBytesTarget ?? limits.snapshotChunkBytesTarget,
         options.chunkWritten ?? null);
@@ -111,9 +115,9 @@ export function writeSnapshot(options: SnapshotWriteOptions): SnapshotWriteResul
       // Released before the rename: true means the pin held all along, so every byte read was of `revision`.
       if (!slot.release()) throw pinExpired();
       file.close();
-      failpoint('snapshot.before-rename');
+      failpoint(`${points}.before-rename`);
       renameSync(`${path}.tmp`, path);
-      failpoint('snapshot.after-rename');
+      failpoint(`${points}.after-rename`);
       fsyncDirectory(options.directory);
       return { path, revision: options.revision, bytes: file.offset, tasks: counts.tasks, configs: counts.configs,
         chunks: file.index - 1, ms: performance.now() - startMs };
@@ -181,11 +185,16 @@ class FrameFile {
   private busySince = performance.now();
   private unsynced = 0;
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+  private readonly pointWrite: string;
+  private readonly pointSync: string;
 
-  constructor(path: string, revision: number, createdMs: number, magic: Magic, idleRatio = 0) {
+  constructor(path: string, revision: number, createdMs: number, magic: Magic, idleRatio = 0,
+    points: 'snapshot' | 'backup' = 'snapshot') {
     this.path = path;
     this.createdMs = createdMs;
     this.idleRatio = idleRatio;
+    this.pointWrite = `${points}.write`;
+    this.pointSync = `${points}.sync`;
     this.fd = openSync(path, 'w', 0o644);
     const header = encodeHeader(magic, BigInt(revision), BigInt(createdMs));
     this.crc = header.readUInt32LE(124);
@@ -224,7 +233,7 @@ class FrameFile {
   }
 
   private write(bytes: Uint8Array): void {
-    if (failpoint('snapshot.write') === 'partial') {
+    if (failpoint(this.pointWrite) === 'partial') {
       writeSync(this.fd, bytes, 0, bytes.length >>> 1);
       crashNow();
     }
@@ -235,6 +244,7 @@ class FrameFile {
   }
 
   sync(): void {
+    failpoint(this.pointSync);
     fsyncSync(this.fd);
   }
 

@@ -7,6 +7,8 @@
  *   issue, after its fdatasync); query() resolves with a response read on one pinned revision.
  * - Commits and queries that arrive in the same tick go to their worker together (one message, one pool task).
  * - A writer that dies fails every pending and later call: the engine is then unusable (fail-stop).
+ * - A reader thread that dies or is stuck costs only its own task (UNAVAILABLE, no answer); its slot and pin are
+ *   freed and the thread replaced (daemon/reader-pool.ts). A pool that can start no thread fails the engine.
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -14,7 +16,6 @@ import { copyFile, open as openFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
 import * as layout from '../core/layout.js';
 import * as limits from '../core/limits.js';
 import type { ReaderData } from '../workers/reader/main.js';
@@ -29,6 +30,10 @@ import type { ChangeRevision, ChangesMessage } from '../workers/writer/changes.j
 import { listBackups, type BackupInfo } from '../workers/snapshot/backups.js';
 import { readSnapshotInfo } from '../workers/snapshot/read.js';
 import type { SnapshotWriteResult } from '../workers/snapshot/write.js';
+import { EngineError } from './engine-error.js';
+import { ReaderPool, type ReaderPoolStats } from './reader-pool.js';
+
+export { EngineError };
 
 export interface EngineOptions {
   readerThreads?: number;       // default: cores - 1 (the writer and the main thread share the rest), at least 1
@@ -73,23 +78,13 @@ const statsSlotOwner = 0x7ffe_0000; // the main thread's reader slot owner id: a
 const writerFile = fileURLToPath(new URL('../workers/writer/main.js', import.meta.url));
 const readerFile = fileURLToPath(new URL('../workers/reader/main.js', import.meta.url));
 
-export class EngineError extends Error {
-  /** The writer's error code when it failed: EIO, ENOSPC, ... (I/O), FORMAT (recovery found corruption), INTERNAL. */
-  readonly code: string;
-  constructor(message: string, code = 'INTERNAL') {
-    super(message);
-    this.name = 'EngineError';
-    this.code = code;
-  }
-}
-
 export class Engine {
   readonly arena: SharedArrayBuffer;
   readonly control: SharedArrayBuffer;
   readonly readerThreads: number;
   private readonly writer: Worker;
   private readonly port: MessagePort;
-  private readonly pool: Piscina;
+  private readonly pool: ReaderPool;
   private readonly pending = new Map<number, Pending>();
   private idNext = 1;
   private commitIds: number[] = [];
@@ -148,9 +143,10 @@ export class Engine {
     this.readerThreads = Math.max(1, Math.min(limits.readerSlotsMax - 1,
       options.readerThreads ?? availableParallelism() - 1));
     const readerData: ReaderData = { arena: this.arena, control: this.control };
-    this.pool = new Piscina({
-      filename: readerFile, minThreads: this.readerThreads, maxThreads: this.readerThreads,
-      idleTimeout: Number.POSITIVE_INFINITY, workerData: readerData, concurrentTasksPerWorker: 1,
+    this.pool = new ReaderPool({
+      filename: readerFile, threads: this.readerThreads, workerData: readerData, control: this.control,
+      pinMsMax: options.pinMsMax ?? limits.pinMsMaxDefault, onEvent: options.onEvent,
+      onBroken: (error) => this.fail(error),
     });
   }
 
@@ -260,7 +256,7 @@ export class Engine {
     if (requests.length > limits.queryBatchMax) {
       return Promise.reject(new EngineError(`at most ${limits.queryBatchMax} queries in one batch`));
     }
-    return this.pool.run({ requests }).then((packed: Uint8Array) => unpack(packed));
+    return this.pool.run(requests).then((packed: Uint8Array) => unpack(packed));
   }
 
   /** Answers a QueryRequest (FlatBuffers bytes) with QueryResponse bytes. */
@@ -278,7 +274,7 @@ export class Engine {
     this.queryQueue = [];
     for (let start = 0; start < queue.length; start += limits.queryBatchMax) {
       const batch = queue.slice(start, start + limits.queryBatchMax);
-      this.pool.run({ requests: batch.map((q) => q.bytes) }).then((packed: Uint8Array) => {
+      this.pool.run(batch.map((q) => q.bytes)).then((packed: Uint8Array) => {
         const responses = unpack(packed);
         batch.forEach((q, i) => q.pending.resolve(responses[i]!));
       }, (error: Error) => {
@@ -303,6 +299,11 @@ export class Engine {
     };
     this.statsSlot.release();
     return stats;
+  }
+
+  /** The reader pool's figures: threads that ended (crashed or stuck), slots reclaimed from dead threads. */
+  readerStats(): ReaderPoolStats {
+    return this.pool.stats();
   }
 
   /** The writer's own figures (retired blocks, expired pins, groups), asked by message. */

@@ -4,7 +4,8 @@
  *
  * Invariants:
  * - No tokens configured: every connection is admin (the config refuses that beyond loopback unless allowed).
- * - A token compares in constant time; an unknown token gets nothing.
+ * - A token compares in constant time; an unknown token gets nothing. Only its SHA-256 is kept (per token and
+ *   per connection, for a reload to re-check it).
  * - A role-scoped token reads only queries that name a role inside its scope (so the reader never has to filter
  *   results); role summaries, hosts, maintenance and scheduler metadata need read access to every role ("*").
  */
@@ -41,7 +42,7 @@ export class Authenticator {
   private readonly entries: { digest: Buffer; principal: Principal }[];
 
   constructor(tokens: TokenConfig[]) {
-    this.entries = tokens.map((t) => ({ digest: digest(t.token), principal: principalOf(t) }));
+    this.entries = tokens.map((t) => ({ digest: tokenDigest(t.token), principal: principalOf(t) }));
   }
 
   get enabled(): boolean {
@@ -50,16 +51,28 @@ export class Authenticator {
 
   /** The principal of a token, or null. Every configured token is compared (no early exit). */
   authenticate(token: string): Principal | null {
+    return this.authenticateDigest(tokenDigest(token));
+  }
+
+  /** The principal of a token given by its digest (tokenDigest): a connection keeps the digest, not the token. */
+  authenticateDigest(given: Buffer): Principal | null {
     if (this.entries.length === 0) return anonymousAdmin;
-    const given = digest(token);
     let found: Principal | null = null;
     for (const entry of this.entries) if (timingSafeEqual(entry.digest, given)) found = entry.principal;
     return found;
   }
 }
 
-function digest(token: string): Buffer {
+/** SHA-256 of a token: what is compared (in constant time) and what a connection keeps for a reload. */
+export function tokenDigest(token: string): Buffer {
   return createHash('sha256').update(token).digest();
+}
+
+/** Whether two principals may do exactly the same (a reload keeps a connection only then). */
+export function samePrincipal(a: Principal, b: Principal): boolean {
+  const sameSet = (x: ReadonlySet<string>, y: ReadonlySet<string>) => x.size === y.size && [...x].every((r) => y.has(r));
+  return a.name === b.name && a.admin === b.admin && a.readAll === b.readAll && a.writeAll === b.writeAll &&
+    sameSet(a.read, b.read) && sameSet(a.write, b.write);
 }
 
 export function canRead(p: Principal, role: string | null): boolean {

@@ -1,7 +1,7 @@
 /**
  * stratad's configuration: embedded defaults, then a JSON file (--config or STRATA_CONFIG), then environment
  * variables (STRATA_*), then flags; a later source overrides an earlier one. Owner: the main thread, at start
- * and on reload (SIGHUP re-reads the same sources; issue 7).
+ * and on reload (SIGHUP re-reads the same sources; daemon/reload.ts says what applies live).
  *
  * Invariants:
  * - loadConfig either returns a complete, checked config or throws ConfigError (exit 64): an unknown key, a
@@ -56,6 +56,19 @@ export interface WatchConfig {
   listsConcurrent: number;
 }
 
+/** Lines about slow work (daemon/log.ts), each kind rate limited: thresholds in milliseconds (0: every one). */
+export interface SlowLogConfig {
+  /** A commit group whose log append + fdatasync took at least this long. */
+  fsyncMs: number;
+  /** A commit answered at least this long after its request arrived. */
+  commitMs: number;
+  /** A query answered at least this long after its request arrived. */
+  queryMs: number;
+}
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = typeof logLevels[number];
+
 export interface DaemonConfig {
   dataDir: string;
   host: string;
@@ -75,6 +88,11 @@ export interface DaemonConfig {
   watch: WatchConfig;
   snapshot: { everyMs?: number; logBytes?: number; retained?: number; afterReplay?: number };
   backup: { everyMs?: number; keep?: number; dir?: string | null };
+  /** Lines below this level are not written (docs/operations.md "Logs"). */
+  logLevel: LogLevel;
+  slowLog: SlowLogConfig;
+  /** SIGTERM/SIGINT: a stop that has not finished after this long logs what is pending and exits 70. */
+  shutdownTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -99,6 +117,7 @@ export function defaultConfig(): DaemonConfig {
       closeBytes: 256 * 1024 * 1024, listsConcurrent: 4,
     },
     snapshot: {}, backup: {},
+    logLevel: 'info', slowLog: { fsyncMs: 50, commitMs: 100, queryMs: 100 }, shutdownTimeoutMs: 15_000,
   };
 }
 
@@ -144,14 +163,41 @@ const keys: Record<string, Key> = {
   'backup.everyMs': int(0, 2 ** 40, (c) => c.backup.everyMs, (c, v: number) => { c.backup.everyMs = v; }),
   'backup.keep': int(1, 100_000, (c) => c.backup.keep, (c, v: number) => { c.backup.keep = v; }),
   'backup.dir': str((c) => c.backup.dir, (c, v: string) => { c.backup.dir = v; }),
+  logLevel: str((c) => c.logLevel, (c, v: string) => {
+    if (!(logLevels as readonly string[]).includes(v)) throw new ConfigError(`logLevel must be one of ${logLevels.join('|')}, not ${JSON.stringify(v)}`);
+    c.logLevel = v as LogLevel;
+  }),
+  // An hour: a threshold above it would never fire (a request that slow has long been timed out by its client).
+  'slowLog.fsyncMs': int(0, 3_600_000, (c) => c.slowLog.fsyncMs, (c, v: number) => { c.slowLog.fsyncMs = v; }),
+  'slowLog.commitMs': int(0, 3_600_000, (c) => c.slowLog.commitMs, (c, v: number) => { c.slowLog.commitMs = v; }),
+  'slowLog.queryMs': int(0, 3_600_000, (c) => c.slowLog.queryMs, (c, v: number) => { c.slowLog.queryMs = v; }),
+  // At least a second (the last group's fdatasync and the answers need it); at most 10 minutes (systemd's
+  // TimeoutStopSec must stay above it, and a supervisor waiting longer is no longer supervising).
+  shutdownTimeoutMs: int(1000, 600_000, (c) => c.shutdownTimeoutMs, (c, v: number) => { c.shutdownTimeoutMs = v; }),
 };
+
+/** Every scalar key of the config (the names of the file, flags and STRATA_ variables), in a stable order. */
+export const configKeys: readonly string[] = Object.keys(keys);
+
+/** The value of a scalar key (configKeys), as the config holds it. */
+export function configValue(config: DaemonConfig, name: string): unknown {
+  const key = keys[name];
+  if (key === undefined) throw new ConfigError(`unknown key ${name}`);
+  return key.get(config);
+}
+
+/** Sets a scalar key (configKeys) to a value already checked (one another loadConfig() accepted). */
+export function setConfigValue(config: DaemonConfig, name: string, value: unknown): void {
+  setKey(config, name, value, 'reload');
+}
 
 /** Flags: `--data-dir DIR`, `--listen HOST:PORT`, and `--KEY VALUE` for every key above (dots kept). */
 export const usage = `usage: stratad [--config FILE] [--data-dir DIR] [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
-               [--allow-uws-fallback] [--allow-unauthenticated] [--KEY VALUE ...]
+               [--log-level LEVEL] [--allow-uws-fallback] [--allow-unauthenticated] [--KEY VALUE ...]
 Config sources, later ones win: embedded defaults, the JSON file (--config or STRATA_CONFIG), environment
 (STRATA_DATA_DIR, STRATA_LISTEN, STRATA_ADMIN_TOKEN: one admin token, STRATA_<KEY> in capitals with _), flags.
-Keys: ${Object.keys(keys).join(', ')}; tokens only in the file (docs/operations.md).`;
+Keys: ${Object.keys(keys).join(', ')}; tokens only in the file (docs/operations.md).
+Signals: SIGTERM/SIGINT stop gracefully (bounded by shutdownTimeoutMs), SIGHUP reloads the same sources.`;
 
 function setKey(config: DaemonConfig, name: string, value: unknown, source: string): void {
   const key = keys[name];
@@ -214,7 +260,7 @@ function applyObject(config: DaemonConfig, object: Record<string, unknown>, pref
     const name = prefix + k;
     if (name === 'tokens') config.tokens = tokens(v, base);
     else if (name === 'listen' && typeof v === 'string') listen(config, v, source);
-    else if (typeof v === 'object' && v !== null && !Array.isArray(v) && ['limits', 'watch', 'snapshot', 'backup'].includes(name)) {
+    else if (typeof v === 'object' && v !== null && !Array.isArray(v) && ['limits', 'watch', 'snapshot', 'backup', 'slowLog'].includes(name)) {
       applyObject(config, v as Record<string, unknown>, `${name}.`, source, base);
     } else setKey(config, name, v, source);
   }
@@ -269,6 +315,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     else if (name === 'data-dir') setKey(config, 'dataDir', value, source);
     else if (name === 'tls-cert') setKey(config, 'tlsCertFile', value, source);
     else if (name === 'tls-key') setKey(config, 'tlsKeyFile', value, source);
+    else if (name === 'log-level') setKey(config, 'logLevel', value, source);
     else if (name === 'allow-uws-fallback') setKey(config, 'allowUwsFallback', value, source);
     else if (name === 'allow-unauthenticated') setKey(config, 'allowUnauthenticated', value, source);
     else setKey(config, name, value, source);

@@ -3,24 +3,87 @@
  * stratad: what `npm start` runs. Owner: the main thread.
  * Reads the configuration (daemon/config.ts), binds the port (HTTP /healthz at once, /readyz once recovered),
  * opens the engine on the data directory (newest snapshot + log replay), then serves WebSocket clients on /v1.
- * Prints one JSON line when listening and one when ready; SIGINT/SIGTERM stop it cleanly (connections closed
- * with 1001, the group in flight finished and synced, the data directory unlocked), exit 0.
- * Exit codes: daemon/exit-codes.ts (docs/operations.md).
+ * Logs JSON lines (daemon/log.ts): 'stratad starting', 'stratad listening (ready once recovered)', 'stratad ready'
+ * (the READY point below), 'stratad stopping', 'stratad stopped'; a fail-stop exit writes 'stratad failed' on
+ * stderr with its exit code (daemon/exit-codes.ts).
+ * Signals (docs/operations.md "Signals"):
+ * - SIGTERM, SIGINT: the graceful stop of Daemon.stop() (no new connections or requests, the requests taken
+ *   answered, the engine closed, subscribers told, connections closed with 1001), exit 0; if shutdownTimeoutMs
+ *   passes first, an error line naming what was pending and exit 70. A second signal is logged, nothing more.
+ *   Installed before recovery starts: a stop during recovery waits for it (bounded) and serves nothing.
+ * - SIGHUP: the same sources (argv, the config file, the environment) are loaded again; the live keys and the
+ *   tokens apply (daemon/reload.ts), the rest is reported as needing a restart; a config that does not load is
+ *   logged and the running one stays.
  */
 import { LockedError } from '../core/lock.js';
-import { ConfigError, describeConfig, loadConfig, usage } from './config.js';
-import { Daemon } from './daemon.js';
+import { ConfigError, describeConfig, loadConfig, usage, type DaemonConfig } from './config.js';
+import { Daemon, serverVersion } from './daemon.js';
 import { EngineError } from './engine.js';
-import { exitCodeFor, exitLocked, exitUsage } from './exit-codes.js';
+import { exitCodeFor, exitInternal, exitLocked, exitOk, exitUsage } from './exit-codes.js';
+import { DaemonLog, errorFields } from './log.js';
+import { planChanges } from './reload.js';
 import { UwsFallbackError } from './uws.js';
 
-function line(fields: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...fields })}\n`);
+/** Logs the fail-stop line (synchronously: the destination is sync) and exits with `code`. */
+function fail(log: DaemonLog, message: string, code: number, fields: Record<string, unknown> = {}): never {
+  log.failed(message, code, fields);
+  process.exit(code);
 }
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg: 'stratad failed', error: message, exitCode: code })}\n`);
-  process.exit(code);
+function loadOrExit(argv: string[], log: DaemonLog): DaemonConfig {
+  try {
+    return loadConfig(argv);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(log, `${error.message}\n${usage}`, exitUsage);
+    throw error;
+  }
+}
+
+/** SIGHUP: load the same sources again and apply what may change live. Never exits. */
+function reload(daemon: Daemon, argv: string[], log: DaemonLog): void {
+  if (daemon.phase !== 'serving' && daemon.phase !== 'recovering' && daemon.phase !== 'starting') {
+    log.warn({ signal: 'SIGHUP', phase: daemon.phase }, 'config reload ignored: stopping');
+    return;
+  }
+  let next: DaemonConfig;
+  try {
+    next = loadConfig(argv);
+  } catch (error) {
+    log.error({ signal: 'SIGHUP', reason: String((error as Error)?.message ?? error) },
+      'config reload failed: the running config stays');
+    return;
+  }
+  const plan = daemon.reload(next);
+  for (const change of plan.needsRestart) {
+    log.warn({ key: change.key, running: change.from, configured: change.to }, 'config key changed, needs a restart: not applied');
+  }
+  log.info({ signal: 'SIGHUP', changed: planChanges(plan), applied: plan.applied, needsRestart: plan.needsRestart.map((c) => c.key),
+    tokensAdded: plan.tokens.added, tokensRemoved: plan.tokens.removed, tokensChanged: plan.tokens.changed }, 'config reloaded');
+}
+
+function onSignals(daemon: Daemon, argv: string[], log: DaemonLog): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal, phase: daemon.phase }, 'stratad stopping already: signal ignored (the stop is bounded by shutdownTimeoutMs)');
+      return;
+    }
+    stopping = true;
+    log.info({ signal, phase: daemon.phase, shutdownTimeoutMs: daemon.config.shutdownTimeoutMs }, 'stratad stopping');
+    // STOPPING point: sd_notify STOPPING=1 goes here.
+    daemon.stop().then((result) => {
+      if (result.ok) {
+        log.info({ ms: result.ms }, 'stratad stopped');
+        process.exit(exitOk);
+      }
+      log.error({ ms: result.ms, pending: result.pending }, 'stratad stop timed out: work still pending');
+      fail(log, `the stop did not finish within shutdownTimeoutMs (${daemon.config.shutdownTimeoutMs} ms)`, exitInternal,
+        { pending: result.pending });
+    }, (error: unknown) => fail(log, `stop failed: ${String(error)}`, exitInternal));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => reload(daemon, argv, log));
 }
 
 async function main(): Promise<void> {
@@ -29,51 +92,51 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage}\n`);
     return;
   }
-  let config;
-  try {
-    config = loadConfig(argv);
-  } catch (error) {
-    if (error instanceof ConfigError) fail(`${error.message}\n${usage}`, exitUsage);
-    throw error;
-  }
-  line({ msg: 'stratad starting', pid: process.pid, config: describeConfig(config) });
+  const config = loadOrExit(argv, new DaemonLog({ level: 'info', version: serverVersion }));
+  const log = new DaemonLog({ level: config.logLevel, version: serverVersion });
+  const startedAt = new Date().toISOString();
+  log.info({ node: process.version, config: describeConfig(config) }, 'stratad starting');
   let daemon: Daemon;
-  const started = performance.now();
   try {
-    daemon = await Daemon.start(config, {
-      onEvent: (event) => line(event),
+    daemon = Daemon.create(config, {
+      log,
       // Fail-stop: the writer died (an I/O error of the log, or a bug). Nothing more is acknowledged; exit so
       // that the supervisor restarts us and recovery brings back everything acknowledged.
-      onFailure: (error) => fail(String(error?.message ?? error), exitCodeFor((error as EngineError).code ?? 'INTERNAL')),
+      onFailure: (error) => {
+        const code = (error as EngineError).code ?? 'INTERNAL';
+        log.fatal(errorFields(error, code), 'engine failed: fail-stop');
+        fail(log, String(error?.message ?? error), exitCodeFor(code), { code });
+      },
     });
   } catch (error) {
-    if (error instanceof UwsFallbackError) fail(error.message, exitUsage);
-    if (error instanceof LockedError) fail(error.message, exitLocked);
-    if (error instanceof EngineError) fail(error.message, exitCodeFor(error.code));
-    if (error instanceof Error && error.message.startsWith('cannot listen')) fail(error.message, exitUsage);
+    if (error instanceof UwsFallbackError) fail(log, error.message, exitUsage);
     throw error;
   }
+  onSignals(daemon, argv, log);
+  const started = performance.now();
+  let serving: boolean;
+  try {
+    serving = await daemon.start();
+  } catch (error) {
+    if (error instanceof LockedError) fail(log, error.message, exitLocked, { dataDir: config.dataDir, holder: error.holder });
+    if (error instanceof EngineError) fail(log, error.message, exitCodeFor(error.code), { code: error.code });
+    if (error instanceof Error && error.message.startsWith('cannot listen')) fail(log, error.message, exitUsage);
+    throw error;
+  }
+  if (!serving) return; // a signal stopped it during recovery: the stop exits
+  // READY point: sd_notify READY=1 goes here (recovery is done and clients are let in).
   const scheme = config.tlsCertFile === '' ? 'ws' : 'wss';
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const stats = daemon.engine!.stats();
-  line({ msg: 'stratad ready', url: `${scheme}://${host}:${daemon.port}/v1`, http: `${scheme === 'ws' ? 'http' : 'https'}://${host}:${daemon.port}`,
-    websocket: daemon.uws.implementation, dataDir: config.dataDir, revision: stats.revision, tasks: stats.taskCount,
-    recovery: daemon.engine!.recovery, startMs: Math.round(performance.now() - started) });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    line({ msg: 'stratad stopping', signal });
-    daemon.stop().then(() => {
-      line({ msg: 'stratad stopped' });
-      process.exit(0);
-    }, (error: unknown) => fail(`close failed: ${String(error)}`, 1));
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  const recovery = daemon.engine!.recovery;
+  log.info({ url: `${scheme}://${host}:${daemon.port}/v1`, http: `${scheme === 'ws' ? 'http' : 'https'}://${host}:${daemon.port}`,
+    node: process.version, websocket: daemon.uws.implementation, dataDir: config.dataDir, revision: stats.revision,
+    tasks: stats.taskCount, recoveryMs: recovery === null ? 0 : Math.round(recovery.ms), replayed: recovery?.replayed ?? 0,
+    recovery, startedAt, startMs: Math.round(performance.now() - started) }, 'stratad ready');
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`stratad: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
-  process.exit(1);
+  const log = new DaemonLog({ level: 'fatal', version: serverVersion });
+  log.failed(error instanceof Error ? error.stack ?? error.message : String(error), exitInternal, { code: 'INTERNAL' });
+  process.exit(exitInternal);
 });

@@ -9,18 +9,26 @@
  * - Nothing is sent on a closed socket: every asynchronous answer checks the session first.
  * - Each connection has bounded state: at most requestsInFlightMax answers pending, subscriptionsMax
  *   subscriptions; its send buffer is bounded by the watch hub (watch.ts) and closed past watch.closeBytes.
- * - WebSocket upgrades are refused (503) until the engine is ready and after stop() began.
+ * - WebSocket upgrades are refused (503) until the engine is ready and after beginStop(). From beginStop() on,
+ *   every new request is answered UNAVAILABLE (nothing new reaches the engine) while the requests already taken
+ *   finish and their answers are sent (idle() says when); endConnections() then ends the subscriptions and
+ *   closes the connections with 1001 after whatever is queued for them.
+ * - reconfigure() swaps the limits and the tokens; a connection whose token no longer gives the same principal
+ *   is closed with 4401 (it re-authenticates), the others continue untouched.
+ * - Every error answered is logged with its code (INTERNAL at error level with the stack, client mistakes at
+ *   debug), rate limited per code; the token is never logged, only its name.
  */
 import uWS from 'uWebSockets.js';
 import * as flatbuffers from 'flatbuffers';
 import {
   BackupStageRequest, Body, CommitRequest, ErrorCode, Hello, QueryRequestMessage, Query, QueryResponse,
-  RecordTable, TasksResult, WatchCancel, WatchProgressRequest, WatchRequest, type WatchFilter, ConfigDetail,
+  RecordTable, TaskQuery, TasksResult, WatchCancel, WatchProgressRequest, WatchRequest, type WatchFilter, ConfigDetail,
 } from '../core/fbs/strata.js';
 import * as engineLimits from '../core/limits.js';
-import { Authenticator, queryDenied, watchDenied, writeScope, type Principal } from './auth.js';
+import { Authenticator, queryDenied, samePrincipal, tokenDigest, watchDenied, writeScope, type Principal } from './auth.js';
 import type { DaemonConfig } from './config.js';
 import { Engine, EngineError } from './engine.js';
+import { errorFields, type DaemonLog, type LogFields } from './log.js';
 import type { Metrics } from './metrics.js';
 import * as protocol from './protocol.js';
 import { compileFilter, type Subscription, type WatchHub, type WatchSink } from './watch.js';
@@ -36,6 +44,7 @@ export interface ServerHost {
   startedMs: number;
   /** Admin: commit the staged backup (the engine closes and reopens). */
   commitStaged(): Promise<{ revision: number; file: string }>;
+  log: DaemonLog;
 }
 
 interface Session extends WatchSink {
@@ -46,6 +55,8 @@ interface Session extends WatchSink {
   outbox: Uint8Array[];
   ws: uWS.WebSocket<SessionData> | null;
   principal: Principal | null;
+  /** SHA-256 of the token of its Hello (null before): a reload re-checks it against the new tokens. */
+  tokenDigest: Buffer | null;
   inFlight: number;
   subscriptions: Map<number, Subscription>;
   nextSubscription: number;
@@ -73,9 +84,10 @@ export const progressMsMax = 3_600_000;
 const requestNames = Object.fromEntries(Object.entries(Body).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
 
 export class Server {
-  private readonly config: DaemonConfig;
+  private config: DaemonConfig;
   private readonly host: ServerHost;
-  private readonly auth: Authenticator;
+  private auth: Authenticator;
+  private readonly log: DaemonLog;
   private readonly sessions = new Set<Session>();
   // The session of each socket (uWS user data would do, but the pure-JS fallback does not implement it).
   private readonly sessionOf = new WeakMap<uWS.WebSocket<SessionData>, Session>();
@@ -87,11 +99,18 @@ export class Server {
   private readonly fallback: boolean;
   private queriesPending = 0;
   private commitsPending = 0;
+  /** Requests taken (counted in a session's inFlight) and not answered yet, over every session. */
+  private requestsPending = 0;
+  /** Sessions with answers queued for the next turn. */
+  private outboxesPending = 0;
   port = 0;
+  /** uWS's per-socket buffer limit, fixed at listen: a reload may not raise watch.closeBytes past it. */
+  backpressureListen = 0;
 
   constructor(config: DaemonConfig, host: ServerHost) {
     this.config = config;
     this.host = host;
+    this.log = host.log;
     this.auth = new Authenticator(config.tokens);
     this.fallback = host.websocket === 'fallback';
   }
@@ -117,7 +136,7 @@ export class Server {
       // The server bounds every connection's buffer itself (watch.closeBytes, checked after each send); uWS must
       // never drop a frame silently, so its limit is above closeBytes plus the largest answer (config.ts keeps the
       // sum below 2^32: uWS counts in 32 bits).
-      maxBackpressure: backpressureMax(c),
+      maxBackpressure: this.backpressureListen = backpressureMax(c),
       closeOnBackpressureLimit: 1,
       // The pure-JS fallback does not implement custom upgrade handlers (it throws): there the checks run at open.
       ...(this.fallback ? {} : { upgrade: (res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t) => this.upgrade(res, req, context) }),
@@ -169,13 +188,74 @@ export class Server {
     });
   }
 
-  /** Stops accepting, ends every subscription (UNAVAILABLE) and closes every connection with 1001. */
+  /** Stops at once: beginStop() and endConnections() together (the daemon's graceful stop has steps between). */
   stop(): void {
+    this.beginStop();
+    this.endConnections();
+  }
+
+  /**
+   * The first step of a stop: the listen socket closes (no new connection), /readyz and /healthz answer 503,
+   * and every request from now on is answered UNAVAILABLE. Requests already taken go on.
+   */
+  beginStop(): void {
     this.stopping = true;
     if (this.listenSocket !== null) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = null;
+  }
+
+  /** True when every request taken was answered and its answer handed to its socket. */
+  idle(): boolean {
+    return this.requestsPending === 0 && this.outboxesPending === 0;
+  }
+
+  /** What a stop still waits for, for its log lines. */
+  pending(): { requests: number; commits: number; queries: number; answersQueued: number; connections: number } {
+    return { requests: this.requestsPending, commits: this.commitsPending, queries: this.queriesPending,
+      answersQueued: this.outboxesPending, connections: this.sessions.size };
+  }
+
+  /**
+   * Ends every subscription (WatchEnded UNAVAILABLE, after the events already queued) and closes every connection
+   * with 1001 (uWS sends the close frame after the bytes queued before it).
+   */
+  endConnections(): void {
     this.host.hub.endAll(ErrorCode.UNAVAILABLE, 'the server is stopping: reconnect and resume');
     for (const session of [...this.sessions]) session.ws?.end(closeGoingAway, 'server stopping');
+  }
+
+  /** Drops the connections that did not finish closing (a client that does not read): no more waiting. */
+  closeConnectionsNow(): number {
+    let dropped = 0;
+    for (const session of [...this.sessions]) {
+      const ws = session.ws;
+      session.ws = null;
+      if (ws !== null) {
+        ws.close();
+        dropped++;
+      }
+      this.sessions.delete(session);
+    }
+    return dropped;
+  }
+
+  /**
+   * A reload: new limits and tokens apply to existing and new connections. A connection whose token no longer
+   * gives the same principal (removed, or its scopes changed) is closed with 4401; returns how many were.
+   */
+  reconfigure(config: DaemonConfig): number {
+    this.config = config;
+    this.auth = new Authenticator(config.tokens);
+    let closed = 0;
+    for (const session of this.sessions) {
+      if (session.principal === null || session.ws === null) continue;
+      const now = this.auth.authenticateDigest(session.tokenDigest!);
+      if (now !== null && samePrincipal(now, session.principal)) continue;
+      this.log.info({ connection: session.id, token: session.principal.name }, 'connection closed: its token was removed or its scopes changed (4401)');
+      session.ws.end(closeUnauthenticated, 'token changed: reconnect and say Hello again');
+      closed++;
+    }
+    return closed;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -183,7 +263,7 @@ export class Server {
 
   private upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
     const refuse = (status: string, why: string) => {
-      this.host.metrics?.connectionsTotal.inc({ result: why });
+      this.refused(why);
       res.writeStatus(status).end(`${why}\n`);
     };
     if (this.stopping || !this.host.ready()) return refuse('503 Service Unavailable', 'not ready');
@@ -198,14 +278,14 @@ export class Server {
       const refused = this.stopping || !this.host.ready() ? 'not ready' :
         this.sessions.size >= this.config.limits.connectionsMax ? 'too many connections' : null;
       if (refused !== null) {
-        this.host.metrics?.connectionsTotal.inc({ result: refused });
+        this.refused(refused);
         ws.end(closeTryAgain, refused);
         return;
       }
       this.host.metrics?.connectionsTotal.inc({ result: 'accepted' });
     }
     const session: Session = {
-      id: this.sessionIds++, ws, principal: null, inFlight: 0, subscriptions: new Map(), nextSubscription: 1,
+      id: this.sessionIds++, ws, principal: null, tokenDigest: null, inFlight: 0, subscriptions: new Map(), nextSubscription: 1,
       tokens: this.config.limits.requestsPerSecondMax, refilledMs: performance.now(), helloTimer: null,
       taskIdsWatched: 0, outbox: [],
       buffered: () => (session.ws === null ? 0 : session.ws.getBufferedAmount()),
@@ -214,12 +294,20 @@ export class Server {
         if (session.ws === null) fn();
         else session.ws.cork(fn);
       },
+      identity: () => ({ connection: session.id, token: session.principal?.name ?? '' }),
     };
     session.helloTimer = setTimeout(() => {
       if (session.principal === null) session.ws?.end(closeUnauthenticated, 'no hello');
     }, this.config.limits.helloTimeoutMs);
     this.sessionOf.set(ws, session);
     this.sessions.add(session);
+  }
+
+  /** A connection refused (HTTP 503, or 1013 on the fallback): counted, and logged (rate limited). */
+  private refused(why: string): void {
+    this.host.metrics?.connectionsTotal.inc({ result: why });
+    if (why === 'not ready') this.log.limited('debug', 'connection refused: not ready', { reason: why }, 'connection refused');
+    else this.log.limited('warn', `connection refused: ${why}`, { reason: why, connectionsMax: this.config.limits.connectionsMax }, 'connection refused');
   }
 
   private closed(ws: uWS.WebSocket<SessionData>): void {
@@ -240,8 +328,12 @@ export class Server {
     if (ws === null) return false;
     // The fallback queues the very array it is given under backpressure; the hub patches shared frames: copy.
     ws.send(this.fallback ? frame.slice() : frame, true, false);
-    if (ws.getBufferedAmount() > this.config.watch.closeBytes) {
+    const buffered = ws.getBufferedAmount();
+    if (buffered > this.config.watch.closeBytes) {
       this.host.hub.countClosed();
+      this.log.limited('warn', 'slow consumer closed', { connection: session.id, token: session.principal?.name ?? '',
+        bufferedBytes: buffered, closeBytes: this.config.watch.closeBytes, subscriptions: session.subscriptions.size },
+      'slow consumer: connection closed (4408)');
       session.ws = null; // nothing more is sent; close() cleans up
       ws.end(closeSlowConsumer, 'slow consumer: resume each watch after its last revision');
       return false;
@@ -249,8 +341,15 @@ export class Server {
     return true;
   }
 
-  private error(session: Session, id: number, code: ErrorCode, message: string, revision = 0): void {
-    this.host.metrics?.errors.inc({ code: ErrorCode[code] ?? String(code) });
+  /** Answers an ErrorResponse, counted and logged: INTERNAL at error level (with `cause`'s stack), the rest at debug. */
+  private error(session: Session, id: number, code: ErrorCode, message: string, revision = 0, cause: unknown = null): void {
+    const name = ErrorCode[code] ?? String(code);
+    this.host.metrics?.errors.inc({ code: name });
+    const level = code === ErrorCode.INTERNAL ? 'error' : 'debug';
+    if (this.log.enabled(level)) {
+      this.log.limited(level, `request error ${name}`, { connection: session.id, token: session.principal?.name ?? '',
+        ...errorFields(cause ?? message, name), message }, 'request error');
+    }
     this.send(session, protocol.errorResponse(id, code, message, revision));
   }
 
@@ -266,6 +365,7 @@ export class Server {
       return;
     }
     // uWS reuses the message's memory after this callback returns: copy what outlives it.
+    const arrivedMs = performance.now();
     const bytes = new Uint8Array(message.slice(0));
     let id = 0;
     let type: Body;
@@ -282,8 +382,9 @@ export class Server {
     }
     this.host.metrics?.requests.inc({ type: requestNames[type] as string });
     if (!this.admit(session, id)) return;
+    if (this.stopping) return this.error(session, id, ErrorCode.UNAVAILABLE, 'the server is stopping: retry on another or after the restart');
     try {
-      this.dispatch(session, id, type, envelope);
+      this.dispatch(session, id, type, envelope, arrivedMs);
     } catch (error) {
       this.host.metrics?.badFrames.inc();
       this.error(session, id, ErrorCode.INVALID_ARGUMENT, `malformed ${requestNames[type]}: ${(error as Error).message}`);
@@ -305,16 +406,16 @@ export class Server {
     return true;
   }
 
-  private dispatch(session: Session, id: number, type: Body, envelope: ReturnType<typeof protocol.decodeEnvelope>): void {
+  private dispatch(session: Session, id: number, type: Body, envelope: ReturnType<typeof protocol.decodeEnvelope>, arrivedMs: number): void {
     if (type === Body.Hello) return this.hello(session, id, envelope.body(new Hello()) as Hello);
     const principal = session.principal;
     if (principal === null) return this.error(session, id, ErrorCode.UNAUTHENTICATED, 'say Hello first');
     const engine = this.host.engine();
     if (engine === null) return this.error(session, id, ErrorCode.UNAVAILABLE, 'the store is reopening: retry');
     switch (type) {
-      case Body.CommitRequest: return this.commit(session, id, engine, principal, envelope.body(new CommitRequest()) as CommitRequest);
+      case Body.CommitRequest: return this.commit(session, id, engine, principal, envelope.body(new CommitRequest()) as CommitRequest, arrivedMs);
       case Body.QueryRequestMessage:
-        return this.query(session, id, engine, principal, envelope.body(new QueryRequestMessage()) as QueryRequestMessage);
+        return this.query(session, id, engine, principal, envelope.body(new QueryRequestMessage()) as QueryRequestMessage, arrivedMs);
       case Body.WatchRequest: return this.watch(session, id, engine, principal, envelope.body(new WatchRequest()) as WatchRequest);
       case Body.WatchCancel: {
         const cancel = envelope.body(new WatchCancel()) as WatchCancel;
@@ -350,13 +451,17 @@ export class Server {
       session.ws?.end(closeVersion, 'protocol version');
       return;
     }
-    const principal = this.auth.authenticate(hello.token() ?? '');
+    const digest = tokenDigest(hello.token() ?? '');
+    const principal = this.auth.authenticateDigest(digest);
     if (principal === null) {
+      this.log.limited('warn', 'authentication failed', { connection: session.id, clientName: hello.clientName() ?? '' },
+        'authentication failed: unknown token (4401)');
       this.error(session, id, ErrorCode.UNAUTHENTICATED, 'unknown token');
       session.ws?.end(closeUnauthenticated, 'unknown token');
       return;
     }
     session.principal = principal;
+    session.tokenDigest = digest;
     if (session.helloTimer !== null) clearTimeout(session.helloTimer);
     session.helloTimer = null;
     const l = this.config.limits;
@@ -375,6 +480,7 @@ export class Server {
       return false;
     }
     session.inFlight++;
+    this.requestsPending++;
     return true;
   }
 
@@ -382,12 +488,22 @@ export class Server {
   private answer(session: Session, id: number, work: Promise<Uint8Array>): void {
     work.then((frame) => {
       session.inFlight--;
+      this.requestsPending--;
       this.queueAnswer(session, frame);
     }, (error: unknown) => {
       session.inFlight--;
+      this.requestsPending--;
       const code = engineErrorCode(error);
-      this.error(session, id, code, String((error as Error)?.message ?? error));
+      this.error(session, id, code, String((error as Error)?.message ?? error), 0, error);
     });
+  }
+
+  /** A commit or query answered `ms` after its request arrived: a line (rate limited) past its threshold. */
+  private slow(kind: 'commit' | 'query', ms: number, session: Session, fields: LogFields): void {
+    const threshold = kind === 'commit' ? this.config.slowLog.commitMs : this.config.slowLog.queryMs;
+    if (ms < threshold) return;
+    this.log.limited('warn', `slow ${kind}`, { ms: Math.round(ms * 1000) / 1000, thresholdMs: threshold,
+      connection: session.id, token: session.principal?.name ?? '', ...fields }, `slow ${kind}`);
   }
 
   /**
@@ -397,32 +513,37 @@ export class Server {
   private queueAnswer(session: Session, frame: Uint8Array): void {
     if (session.ws === null) return;
     session.outbox.push(frame);
-    if (session.outbox.length === 1) setImmediate(() => this.flushAnswers(session));
+    if (session.outbox.length === 1) {
+      this.outboxesPending++;
+      setImmediate(() => this.flushAnswers(session));
+    }
   }
 
   private flushAnswers(session: Session): void {
     const frames = session.outbox;
     session.outbox = [];
+    this.outboxesPending--;
     session.cork(() => {
       for (const frame of frames) if (!this.send(session, frame)) return;
     });
   }
 
-  private commit(session: Session, id: number, engine: Engine, principal: Principal, request: CommitRequest): void {
+  private commit(session: Session, id: number, engine: Engine, principal: Principal, request: CommitRequest, arrivedMs: number): void {
     const transaction = request.transactionArray();
     if (transaction === null || transaction.length === 0) {
       return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'CommitRequest without a transaction');
     }
     if (!this.begin(session, id)) return;
-    const started = performance.now();
     const metrics = this.host.metrics;
     this.commitsPending++;
     this.answer(session, id, engine.commit(transaction.slice(), writeScope(principal)).then((result) => {
       this.commitsPending--;
+      const ms = performance.now() - arrivedMs;
       if (metrics !== null) {
-        metrics.commitSeconds.observe((performance.now() - started) / 1000);
+        metrics.commitSeconds.observe(ms / 1000);
         metrics.commits.inc({ result: protocol.resultKind(result) });
       }
+      this.slow('commit', ms, session, { request: 'CommitRequest', transactionBytes: transaction.length });
       return protocol.commitResponse(id, result);
     }, (error: unknown) => {
       this.commitsPending--;
@@ -431,20 +552,22 @@ export class Server {
     }));
   }
 
-  private query(session: Session, id: number, engine: Engine, principal: Principal, message: QueryRequestMessage): void {
+  private query(session: Session, id: number, engine: Engine, principal: Principal, message: QueryRequestMessage, arrivedMs: number): void {
     const bytes = message.requestArray();
     if (bytes === null || bytes.length === 0) return this.error(session, id, ErrorCode.INVALID_ARGUMENT, 'QueryRequestMessage without a request');
     const request = bytes.slice();
-    const denied = queryDenied(principal, protocol.decodeQuery(request));
+    const decoded = protocol.decodeQuery(request);
+    const denied = queryDenied(principal, decoded);
     if (denied !== null) return this.error(session, id, ErrorCode.PERMISSION_DENIED, denied);
     if (message.staged() && !principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, 'querying a staged backup is admin only');
     if (!this.begin(session, id)) return;
-    const started = performance.now();
     this.queriesPending++;
     const run = message.staged() ? engine.queryStaged(request) : engine.query(request);
     this.answer(session, id, run.then((response) => {
       this.queriesPending--;
-      this.host.metrics?.querySeconds.observe((performance.now() - started) / 1000);
+      const ms = performance.now() - arrivedMs;
+      this.host.metrics?.querySeconds.observe(ms / 1000);
+      if (ms >= this.config.slowLog.queryMs) this.slow('query', ms, session, queryFields(decoded, message.staged()));
       return protocol.queryResponse(id, response);
     }, (error: unknown) => {
       this.queriesPending--;
@@ -584,6 +707,19 @@ export class Server {
     this.cancel(session, s);
     this.send(session, protocol.watchEnded(s.id, code, message, 0, -1));
   }
+}
+
+/** A query's kind (and, for a task query, its role and job: cheap to read) for a slow-query line. */
+function queryFields(request: ReturnType<typeof protocol.decodeQuery>, staged: boolean): LogFields {
+  const type = request.queryType();
+  const fields: LogFields = { request: 'QueryRequest', query: Query[type] ?? String(type), staged };
+  if (type === Query.TaskQuery) {
+    const q = request.query(new TaskQuery()) as TaskQuery;
+    fields.role = q.role() ?? '';
+    fields.environment = q.environment() ?? '';
+    fields.jobName = q.jobName() ?? '';
+  }
+  return fields;
 }
 
 /** uWS's own per-socket buffer limit: above closeBytes plus the largest frame and answer, below 2^32. */

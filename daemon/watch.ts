@@ -37,7 +37,13 @@ export interface WatchSink {
   send(frame: Uint8Array): boolean;
   /** Runs `fn`, whose sends go out together (uWS cork: one write for many frames). */
   cork(fn: () => void): void;
+  /** Who it is, for log lines: the connection's number and its token's name (never the token). */
+  identity?(): { connection: number; token: string };
 }
+
+/** A subscription fell behind: moved from live to catch-up, or ended with COMPACTED. For log lines. */
+export type SlowConsumerEvent = 'catchup' | 'compacted';
+export type SlowConsumerListener = (event: SlowConsumerEvent, subscription: Subscription, buffered: number) => void;
 
 export interface WatchLimits { historyBytes: number; bufferBytes: number; closeBytes: number; frameBytesMax: number }
 
@@ -246,14 +252,25 @@ export interface WatchCounters {
 export class WatchHub {
   readonly history: History;
   private readonly subscriptions = new Set<Subscription>();
-  private readonly limits: WatchLimits;
+  private limits: WatchLimits;
   readonly counters: WatchCounters = { catchups: 0, compacted: 0, closed: 0, framesSent: 0, bytesSent: 0 };
   private readonly now: () => number;
+  private readonly onSlowConsumer: SlowConsumerListener | null;
 
-  constructor(from: number, limits: WatchLimits, now: () => number = Date.now) {
+  constructor(from: number, limits: WatchLimits, now: () => number = Date.now, onSlowConsumer: SlowConsumerListener | null = null) {
     this.history = new History(from);
     this.limits = limits;
     this.now = now;
+    this.onSlowConsumer = onSlowConsumer;
+  }
+
+  /**
+   * New limits (a reload): historyBytes, bufferBytes and closeBytes apply from the next group and pump; a lower
+   * historyBytes trims at the next append. frameBytesMax must stay (uWS fixed it at listen).
+   */
+  setLimits(limits: WatchLimits): void {
+    if (limits.frameBytesMax !== this.limits.frameBytesMax) throw new Error('frameBytesMax cannot change while serving');
+    this.limits = { ...limits };
   }
 
   get revision(): number {
@@ -372,6 +389,7 @@ export class WatchHub {
         if (s.state === 'live') {
           s.state = 'catchup';
           this.counters.catchups++;
+          this.onSlowConsumer?.('catchup', s, s.sink.buffered());
         }
         this.pump(s);
       }
@@ -446,6 +464,7 @@ export class WatchHub {
     while (s.position < history.revision) {
       if (s.position < history.floor) {
         this.counters.compacted++;
+        this.onSlowConsumer?.('compacted', s, s.sink.buffered());
         this.end(s, ErrorCode.COMPACTED, `history moved past revision ${s.position}: relist`, this.oldest);
         return;
       }

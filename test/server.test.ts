@@ -286,11 +286,12 @@ test('before recovery is done: /healthz 200, /readyz 503, WebSocket upgrades ref
   const { Server } = await import('../daemon/server.js');
   const { WatchHub } = await import('../daemon/watch.js');
   const { loadConfig } = await import('../daemon/config.js');
+  const { DaemonLog } = await import('../daemon/log.js');
   const config = loadConfig(['--listen', '127.0.0.1:0'], {});
   const hub = new WatchHub(-1, { historyBytes: 1 << 20, bufferBytes: 1 << 20, closeBytes: 1 << 20, frameBytesMax: 1 << 20 });
   const server = new Server(config, {
     engine: () => null, ready: () => false, hub, metrics: null, version: 'test', websocket: 'native', startedMs: Date.now(),
-    commitStaged: () => Promise.reject(new Error('no')),
+    commitStaged: () => Promise.reject(new Error('no')), log: DaemonLog.silent(),
   });
   const port = await server.listen();
   t.teardown(() => server.stop());

@@ -168,7 +168,7 @@ test(`kill -9 in a loop under transactions and watches: ${rounds} rounds`, async
       await sleep(50 + prng.int(loadMsMax));
       await daemon.kill();
       kills.random = (kills.random ?? 0) + 1;
-    } else if (await Promise.race([died.then(() => true), sleep(failpointWaitMs).then(() => false)])) {
+    } else if (await diedWithin(died, failpointWaitMs)) {
       kills[point] = (kills[point] ?? 0) + 1;
     } else {
       await daemon.kill();
@@ -244,6 +244,15 @@ test(`kill -9 in a loop under transactions and watches: ${rounds} rounds`, async
   if (problems.length > 0) t.fail(problems.slice(0, 12).join('\n'));
   else t.pass();
 });
+
+/** Whether the daemon exited within `ms` (the timer is cleared either way: nothing keeps the worker alive). */
+async function diedWithin(died: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | null = null;
+  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const result = await Promise.race([died.then(() => true), late]);
+  clearTimeout(timer!);
+  return result;
+}
 
 /** Waits until every watcher's position reached `revision` (bookmarks come every 100 ms while idle). */
 async function caughtUp(watchers: Watcher[], revision: bigint): Promise<string[]> {

@@ -198,7 +198,13 @@ class FrameFile {
     this.fd = openSync(path, 'w', 0o644);
     const header = encodeHeader(magic, BigInt(revision), BigInt(createdMs));
     this.crc = header.readUInt32LE(124);
-    this.write(header);
+    try {
+      this.write(header);
+    } catch (error) {
+      // The caller has no FrameFile to discard yet: the temporary file must not outlive a failed header write.
+      this.discard();
+      throw error;
+    }
   }
 
   frame(type: number, payload: Uint8Array): void {
@@ -254,7 +260,10 @@ class FrameFile {
     this.fd = -1;
   }
 
-  /** After a failure: the temporary file goes (best effort: the next snapshot overwrites it anyway). */
+  /**
+   * After a failure: the temporary file goes (best effort: a snapshot's next attempt at the same revision would
+   * overwrite it, but a backup's next name differs, so a leftover would stay).
+   */
   discard(): void {
     try {
       this.close();

@@ -14,6 +14,8 @@
  *   its position, ends with COMPACTED. The sink closes a connection whose buffer passes watch.closeBytes (4408:
  *   answers it does not read, a huge revision) and then refuses frames.
  * - Frames are at most frameBytesMax: a revision larger than that goes out as fragments (partial).
+ * - A subscription that falls behind (live to catch-up) or ends COMPACTED is reported to onSlowConsumer (log
+ *   lines); the listener only observes, it never changes the hub's state.
  */
 import { createHash } from 'node:crypto';
 import * as flatbuffers from 'flatbuffers';

@@ -543,7 +543,7 @@ export class Server {
         metrics.commitSeconds.observe(ms / 1000);
         metrics.commits.inc({ result: protocol.resultKind(result) });
       }
-      this.slow('commit', ms, session, { request: 'CommitRequest', transactionBytes: transaction.length });
+      if (ms >= this.config.slowLog.commitMs) this.slow('commit', ms, session, { request: 'CommitRequest', transactionBytes: transaction.length });
       return protocol.commitResponse(id, result);
     }, (error: unknown) => {
       this.commitsPending--;

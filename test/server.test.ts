@@ -4,11 +4,10 @@
  */
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { jobConfig, task, txn, upsert, transition, taskQuery, query } from './support/build.js';
 import { tempDir } from './support/durable.js';
-import { startDaemon, type RunningDaemon } from './support/daemon.js';
+import { httpGet as get, startDaemon, type RunningDaemon } from './support/daemon.js';
 import { commitResult, errorOf, f, make, queryResult, RawClient } from './support/raw-client.js';
 
 const admin = 'admin-token-0123456789';
@@ -19,16 +18,6 @@ const tokens = [
   { name: 'a', token: roleA, read: ['a'], write: ['a'] },
   { name: 'b-reader', token: readerB, read: ['b'] },
 ];
-
-function get(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    httpRequest(url, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    }).on('error', reject).end();
-  });
-}
 
 async function daemon(t: { teardown: (fn: () => Promise<void> | void) => void }, config: Record<string, unknown> = {}, extra: Partial<Parameters<typeof startDaemon>[0]> = {}): Promise<RunningDaemon> {
   const dir = tempDir(t, 'server');

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { request as httpRequest, type Agent } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -135,4 +136,15 @@ export async function startDaemon(options: DaemonStart): Promise<RunningDaemon> 
     return code;
   };
   return { ...d, url, http: `http://127.0.0.1:${port}`, port, stop };
+}
+
+/** An HTTP GET (the daemon's /healthz, /readyz, /metrics): status and body. `agent`: keep-alive tests. */
+export function httpGet(url: string, agent?: Agent): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    httpRequest(url, { agent }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    }).on('error', reject).end();
+  });
 }

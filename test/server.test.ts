@@ -208,6 +208,9 @@ test('limits: requests in flight, subscriptions per connection, request rate, co
   t.true(burst.some((a) => errorOf(a)?.code === f.ErrorCode.RESOURCE_EXHAUSTED && /per second/.test(errorOf(a)!.message)));
   const more = [await RawClient.connect(d.url), await RawClient.connect(d.url)];
   await t.throwsAsync(RawClient.connect(d.url), { message: /503/ });
+  const refusedLine = await d.waitLine((line) => line.msg === 'connection refused');
+  t.is(refusedLine.level, 'warn');
+  t.is(refusedLine.reason, 'too many connections');
   for (const m of more) m.close();
   c.close();
 });

@@ -105,7 +105,9 @@ cli backup create
 timeout "$wait_s" node -e 'fetch(process.argv[1]).then(async (r) => { await r.text(); process.exit(r.ok ? 0 : 1); })' "$http/metrics"
 # SIGHUP only if the daemon catches it (bit 0 of SigCgt): otherwise its default action would end the daemon.
 sigcgt=$(sed -n 's/^SigCgt:\s*//p' "/proc/$node_pid/status")
+hup=no
 if (( (16#$sigcgt & 1) == 1 )); then
+  hup=yes
   kill -HUP "$node_pid"
   sleep 2
   cli status
@@ -176,5 +178,5 @@ while read -r name count errors; do
   fi
 done <"$work/syscalls.txt"
 notified=$(tr '\n' ' ' <"$work/notify.txt" 2>/dev/null | head -c 300 || true)
-echo "syscall-check: $total distinct system calls, $outside outside the unit's filter ($filter_text), $unknown of them not known to be handled ($(wc -l <"$work/trace.txt") trace lines; daemon fds at the end: $fds; notify: ${notified:-none})"
+echo "syscall-check: $total distinct system calls, $outside outside the unit's filter ($filter_text), $unknown of them not known to be handled ($(wc -l <"$work/trace.txt") trace lines; daemon fds at the end: $fds; SIGHUP sent: $hup; notify messages: ${notified:-none})"
 [ "$unknown" -eq 0 ]

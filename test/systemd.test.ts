@@ -19,9 +19,10 @@ import { tempDir } from './support/durable.js';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const systemdDir = join(root, 'systemd');
 const unitText = readFileSync(join(systemdDir, 'stratad.service'), 'utf8');
-const toolTimeoutMs = 120_000;
+const toolTimeoutMs = 120_000;          // one systemd tool or one install.sh run, on a busy machine
+const syscallCheckTimeoutMs = 150_000;  // the daemon under strace through its workload (about 10 s when idle)
 
-function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): SpawnSyncReturns<string> {
+function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, { encoding: 'utf8', timeout: toolTimeoutMs, ...options });
   if (result.error !== undefined) throw result.error;
   return result;
@@ -306,14 +307,17 @@ test('every system call of the daemon under a workload is inside the unit\'s fil
     t.pass();
     return;
   }
-  const check = run('bash', [join(systemdDir, 'syscall-check.sh')]);
+  // Each of the script's waits is bounded by SYSCALL_CHECK_WAIT_S; strace slows the daemon down a lot.
+  const env = { ...process.env, SYSCALL_CHECK_WAIT_S: '90' };
+  const check = run('bash', [join(systemdDir, 'syscall-check.sh')], { env, timeout: syscallCheckTimeoutMs });
   t.log(check.stdout.trim());
   t.is(check.status, 0, check.stdout + check.stderr);
   t.regex(check.stdout, /syscall-check: \d+ distinct system calls/);
   // The check can fail: the same run against a unit that also denies @sync (fsync, fdatasync) must.
   const narrow = join(tempDir(t, 'narrow-unit'), 'stratad.service');
   writeFileSync(narrow, unitText.replace(/^SystemCallFilter=~(.*)$/m, 'SystemCallFilter=~$1 @sync'));
-  const failing = run('bash', [join(systemdDir, 'syscall-check.sh')], { env: { ...process.env, SYSCALL_CHECK_UNIT: narrow } });
+  const failing = run('bash', [join(systemdDir, 'syscall-check.sh')],
+    { env: { ...env, SYSCALL_CHECK_UNIT: narrow }, timeout: syscallCheckTimeoutMs });
   t.is(failing.status, 1, failing.stdout + failing.stderr);
   t.regex(failing.stdout, /outside the filter: fdatasync .*NOT HANDLED/);
 });

@@ -10,7 +10,7 @@ import {
 import { join } from 'node:path';
 import { fsyncDirectory } from '../../core/files.js';
 import { snapshotFileName } from '../../core/snapshot-format.js';
-import { readSnapshotInfo } from './read.js';
+import { forEachSnapshotChunk, readSnapshotInfo } from './read.js';
 
 export const backupPrefix = 'scheduler-backup-';
 export const backupSuffix = '.bak';
@@ -78,7 +78,9 @@ export function pruneBackups(dir: string, keep: number): string[] {
  * starts after the backup's revision when the daemon opens it. Refuses a directory that holds anything.
  */
 export function restoreBackupOffline(backup: string, dataDir: string): { revision: number; snapshot: string } {
-  const info = readSnapshotInfo(backup); // checks the header and the end frame before anything is written
+  // Every frame is checked before anything is written: the header and end frame alone (readSnapshotInfo) let a
+  // damaged chunk through, and the daemon would then set its only snapshot aside and start empty.
+  const info = forEachSnapshotChunk(backup, () => undefined);
   mkdirSync(dataDir, { recursive: true });
   const present = readdirSync(dataDir);
   if (present.length > 0) {

@@ -44,22 +44,27 @@ export function logLines(daemon: RunningDaemon, msg: string): Record<string, unk
   return [...daemon.lines, ...jsonLines(daemon.stderr())].filter((line) => String(line.msg ?? '').includes(msg));
 }
 
-export interface Refusal { exitCode: number | null; output: string }
+export interface Refusal { kind: 'refused'; exitCode: number | null; output: string }
 
 /**
- * Starts a daemon that must not become ready: resolves with its exit code and everything it printed. A daemon
- * that does become ready is stopped and reported as exit code 'ready' (-1), so the test fails on it.
+ * Starts a daemon on `dataDir`: if it becomes ready, `started` runs against it and it is stopped (SIGTERM) after;
+ * if it exits first, its exit code and everything it printed.
  */
-export async function startRefused(t: Teardown, dataDir: string): Promise<Refusal> {
+export async function startOrRefusal<T>(t: Teardown, dataDir: string, started: (daemon: RunningDaemon) => Promise<T>):
+  Promise<T | Refusal> {
+  let daemon: RunningDaemon;
   try {
-    const daemon = await startQuiet(t, dataDir);
-    await daemon.stop();
-    return { exitCode: -1, output: 'the daemon started' };
+    daemon = await startQuiet(t, dataDir);
   } catch (error) {
     const text = String((error as Error).message);
-    const match = /stratad exited with (\S+) before ready: ([\s\S]*)$/.exec(text);
+    const match = /stratad exited with (\S+) before[^:]*: ([\s\S]*)$/.exec(text);
     if (match === null) throw error;
-    return { exitCode: match[1] === 'null' ? null : Number(match[1]), output: match[2]! };
+    return { kind: 'refused', exitCode: match[1] === 'null' ? null : Number(match[1]), output: match[2]! };
+  }
+  try {
+    return await started(daemon);
+  } finally {
+    await daemon.stop();
   }
 }
 

@@ -14,6 +14,8 @@
  * - SIGHUP: the same sources (argv, the config file, the environment) are loaded again; the live keys and the
  *   tokens apply (daemon/reload.ts), the rest is reported as needing a restart; a config that does not load is
  *   logged and the running one stays.
+ * systemd (daemon/notify.ts, when NOTIFY_SOCKET is set): STATUS= while recovering, READY=1 once serving,
+ * WATCHDOG=1 while the main loop and the writer answer (startWatchdog), STOPPING=1 and a STATUS= per stop step.
  */
 import { LockedError } from '../core/lock.js';
 import { ConfigError, describeConfig, loadConfig, usage, type DaemonConfig } from './config.js';
@@ -21,6 +23,7 @@ import { Daemon, serverVersion } from './daemon.js';
 import { EngineError } from './engine.js';
 import { exitCodeFor, exitInternal, exitLocked, exitOk, exitUsage } from './exit-codes.js';
 import { DaemonLog, errorFields } from './log.js';
+import { Notifier, Watchdog } from './notify.js';
 import { planChanges } from './reload.js';
 import { UwsFallbackError } from './uws.js';
 
@@ -37,6 +40,13 @@ function loadOrExit(argv: string[], log: DaemonLog): DaemonConfig {
     if (error instanceof ConfigError) fail(log, `${error.message}\n${usage}`, exitUsage);
     throw error;
   }
+}
+
+/** Waits for the notify messages asked so far, at most `ms` (the manager may be gone). */
+function flushedWithin(notifier: Notifier, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([notifier.flushed(), new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); })])
+    .finally(() => clearTimeout(timer));
 }
 
 /** SIGHUP: load the same sources again and apply what may change live. Never exits. */
@@ -61,7 +71,7 @@ function reload(daemon: Daemon, argv: string[], log: DaemonLog): void {
     tokensAdded: plan.tokens.added, tokensRemoved: plan.tokens.removed, tokensChanged: plan.tokens.changed }, 'config reloaded');
 }
 
-function onSignals(daemon: Daemon, argv: string[], log: DaemonLog): void {
+function onSignals(daemon: Daemon, argv: string[], log: DaemonLog, notifier: Notifier): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -70,10 +80,11 @@ function onSignals(daemon: Daemon, argv: string[], log: DaemonLog): void {
     }
     stopping = true;
     log.info({ signal, phase: daemon.phase, shutdownTimeoutMs: daemon.config.shutdownTimeoutMs }, 'stratad stopping');
-    // STOPPING point: sd_notify STOPPING=1 goes here.
-    daemon.stop().then((result) => {
+    void notifier.stopping(`stopping (${signal})`);
+    daemon.stop().then(async (result) => {
       if (result.ok) {
         log.info({ ms: result.ms }, 'stratad stopped');
+        await flushedWithin(notifier, 1_000);
         process.exit(exitOk);
       }
       log.error({ ms: result.ms, pending: result.pending }, 'stratad stop timed out: work still pending');
@@ -95,11 +106,14 @@ async function main(): Promise<void> {
   const config = loadOrExit(argv, new DaemonLog({ level: 'info', version: serverVersion }));
   const log = new DaemonLog({ level: config.logLevel, version: serverVersion });
   const startedAt = new Date().toISOString();
-  log.info({ node: process.version, config: describeConfig(config) }, 'stratad starting');
+  const notifier = new Notifier({ onError: (error) => log.limited('warn', 'sd_notify', { error: error.message }, 'sd_notify failed') });
+  log.info({ node: process.version, config: describeConfig(config), systemd: notifier.enabled,
+    watchdogMs: notifier.watchdogMs }, 'stratad starting');
   let daemon: Daemon;
   try {
     daemon = Daemon.create(config, {
       log,
+      onStopStep: (step) => void notifier.status(`stopping: ${step}`),
       // Fail-stop: the writer died (an I/O error of the log, or a bug). Nothing more is acknowledged; exit so
       // that the supervisor restarts us and recovery brings back everything acknowledged.
       onFailure: (error) => {
@@ -112,7 +126,9 @@ async function main(): Promise<void> {
     if (error instanceof UwsFallbackError) fail(log, error.message, exitUsage);
     throw error;
   }
-  onSignals(daemon, argv, log);
+  onSignals(daemon, argv, log, notifier);
+  startWatchdog(daemon, notifier, log);
+  void notifier.status(`recovering ${config.dataDir}`);
   const started = performance.now();
   let serving: boolean;
   try {
@@ -124,7 +140,6 @@ async function main(): Promise<void> {
     throw error;
   }
   if (!serving) return; // a signal stopped it during recovery: the stop exits
-  // READY point: sd_notify READY=1 goes here (recovery is done and clients are let in).
   const scheme = config.tlsCertFile === '' ? 'ws' : 'wss';
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const stats = daemon.engine!.stats();
@@ -133,6 +148,21 @@ async function main(): Promise<void> {
     node: process.version, websocket: daemon.uws.implementation, dataDir: config.dataDir, revision: stats.revision,
     tasks: stats.taskCount, recoveryMs: recovery === null ? 0 : Math.round(recovery.ms), replayed: recovery?.replayed ?? 0,
     recovery, startedAt, startMs: Math.round(performance.now() - started) }, 'stratad ready');
+  // READY=1 only now: recovery is done and clients are let in (systemd orders dependent units after this).
+  void notifier.ready(`serving revision ${stats.revision} (${stats.taskCount} tasks) on ${host}:${daemon.port}`);
+}
+
+/**
+ * WATCHDOG=1 at a third of WatchdogSec while the main loop runs (the timer fires) and, once serving, the writer
+ * thread answers a round trip within that third (Daemon.healthCheck). Recovery and a reopen cannot ask the
+ * writer (it is busy recovering): the main loop's health suffices then, and TimeoutStartSec bounds recovery.
+ */
+function startWatchdog(daemon: Daemon, notifier: Notifier, log: DaemonLog): void {
+  const watchdog = new Watchdog(notifier, (timeoutMs) => {
+    if (daemon.phase === 'serving') return daemon.healthCheck(timeoutMs);
+    return Promise.resolve(true);
+  }, (reason) => log.limited('error', 'watchdog', { phase: daemon.phase, reason }, 'watchdog: not pinging systemd (the writer thread did not answer)'));
+  watchdog.start();
 }
 
 main().catch((error: unknown) => {

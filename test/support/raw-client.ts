@@ -84,7 +84,7 @@ export class RawClient {
   static async open(url: string, token = '', options: { ca?: Buffer } = {}): Promise<RawClient> {
     const client = await RawClient.connect(url, options);
     const answer = await client.request(f.Body.Hello, make(f.HelloT, { protocolMin: 1, protocolMax: 1, token, clientName: 'test' }));
-    if (answer.bodyType !== f.Body.HelloResponse) throw new Error(`hello refused: ${JSON.stringify(errorOf(answer))}`);
+    if (answer.bodyType !== f.Body.HelloResponse) throw new Error(`hello refused: ${JSON.stringify(errorOf(answer), (_k, v: unknown) => typeof v === 'bigint' ? String(v) : v)}`);
     return client;
   }
 

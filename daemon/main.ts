@@ -17,6 +17,7 @@
  * systemd (daemon/notify.ts, when NOTIFY_SOCKET is set): STATUS= while recovering, READY=1 once serving,
  * WATCHDOG=1 while the main loop and the writer answer (startWatchdog), STOPPING=1 and a STATUS= per stop step.
  */
+import { readFileSync } from 'node:fs';
 import { LockedError } from '../core/lock.js';
 import { ConfigError, describeConfig, loadConfig, usage, type DaemonConfig } from './config.js';
 import { Daemon, serverVersion } from './daemon.js';
@@ -39,6 +40,30 @@ function loadOrExit(argv: string[], log: DaemonLog): DaemonConfig {
   } catch (error) {
     if (error instanceof ConfigError) fail(log, `${error.message}\n${usage}`, exitUsage);
     throw error;
+  }
+}
+
+/** Descriptors the process needs besides one per connection (systemd/stratad.service: LimitNOFILE arithmetic). */
+const descriptorsBesideConnections = 320;
+
+/**
+ * Warns when the soft open-file limit cannot hold limits.connectionsMax connections plus the process's own
+ * descriptors: running out when the next log segment opens is a fail-stop (exit 74), better known at start.
+ */
+function checkOpenFileLimit(config: DaemonConfig, log: DaemonLog): void {
+  let soft: number;
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const value = line?.split(/\s{2,}/)[1];
+    if (value === undefined || value === 'unlimited') return;
+    soft = Number(value);
+  } catch {
+    return; // not Linux: nothing to read
+  }
+  const needed = config.limits.connectionsMax + descriptorsBesideConnections;
+  if (Number.isFinite(soft) && soft < needed) {
+    log.warn({ openFilesSoftLimit: soft, needed, connectionsMax: config.limits.connectionsMax },
+      'the open-file limit is below limits.connectionsMax + 320: raise it (LimitNOFILE, ulimit -n) or lower connectionsMax');
   }
 }
 
@@ -126,6 +151,7 @@ async function main(): Promise<void> {
     if (error instanceof UwsFallbackError) fail(log, error.message, exitUsage);
     throw error;
   }
+  checkOpenFileLimit(config, log);
   onSignals(daemon, argv, log, notifier);
   startWatchdog(daemon, notifier, log);
   void notifier.status(`recovering ${config.dataDir}`);

@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
 import { jobConfig, task, taskQuery, txn, upsert } from './support/build.js';
 import { tempDir } from './support/durable.js';
 import { startDaemon, type LogLine } from './support/daemon.js';
@@ -161,4 +162,26 @@ test('an INTERNAL error is logged with its code and stack (fatal), then the fail
   t.is(failed.msg, 'stratad failed');
   t.is(failed.exitCode, 70);
   t.is(failed.code, 'INTERNAL');
+});
+
+test('an open-file limit below connectionsMax + 320 is warned about at start, naming both figures', async (t) => {
+  const dir = tempDir(t, 'logs-nofile');
+  const main = new URL('../daemon/main.js', import.meta.url).pathname;
+  // ulimit in a shell that then becomes the daemon: the same PID, the lowered soft limit.
+  const child = spawn('sh', ['-c', `ulimit -n 400 && exec "${process.execPath}" "${main}" --data-dir "${dir}/data" --listen 127.0.0.1:0 --log-level warn`],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('STRATA_'))) });
+  t.teardown(() => { child.kill('SIGKILL'); });
+  let out = '';
+  const warned = await new Promise<LogLine>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no warning; stdout: ${out}`)), 60_000);
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').slice(0, -1).filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine)
+        .find((l) => /open-file limit/.test(String(l.msg)));
+      if (line !== undefined) { clearTimeout(timer); resolve(line); }
+    });
+  });
+  t.is(warned.level, 'warn');
+  t.is(warned.openFilesSoftLimit, 400);
+  t.is(warned.needed, 1024 + 320);
 });

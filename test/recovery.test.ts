@@ -3,8 +3,8 @@
  * with retention (old snapshots and the log segments before them deleted), a damaged newest snapshot set aside
  * for an older one, a crash while a snapshot is written, commits acknowledged while a snapshot is written.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import test from 'ava';
 import { commitOk, tempDir as tempDirOf } from './support/durable.js';
 import { decodeQueryResponse, decodeTransactionResult } from '../core/codec.js';
@@ -105,6 +105,24 @@ test('a damaged newest snapshot is set aside (.broken) and the older one plus th
   t.is(await everything(engine), before);
   t.true(readdirSync(join(dir, 'snapshots')).some((name) => name.endsWith('.broken')));
   await engine.close();
+});
+
+test('a damaged only snapshot with no log to get past it is refused (FORMAT), every time, and stays in place', async (t) => {
+  const dir = tempDir(t);
+  let engine = await Engine.open({ dataDir: dir, segmentBytes, readerThreads: 1, snapshot: { everyMs: 0, logBytes: 0 } });
+  await load(engine, 0, 200);
+  const only = await engine.snapshot();
+  await engine.close();
+  rmSync(join(dir, 'log'), { recursive: true }); // a directory restored offline that never ran: no log yet
+  const bytes = readFileSync(only.path);
+  bytes[Math.floor(bytes.length / 2)] = bytes[Math.floor(bytes.length / 2)]! ^ 0x10;
+  writeFileSync(only.path, bytes);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const error = await t.throwsAsync(Engine.open({ dataDir: dir, segmentBytes, readerThreads: 1 }));
+    t.is((error as { code?: string }).code, 'FORMAT');
+    t.regex(error!.message, new RegExp(`snapshot at revision ${only.revision} is damaged .* recover only up to revision 0`));
+    t.true(readdirSync(join(dir, 'snapshots')).includes(basename(only.path)), 'not renamed: the next start refuses too');
+  }
 });
 
 test('commits are acknowledged while a snapshot is written, and the snapshot holds exactly its revision', async (t) => {

@@ -98,9 +98,11 @@ export interface FatalMessage { kind: 'fatal'; code: string; message: string }
 const data = workerData as WriterData;
 
 /**
- * Loads the newest snapshot that checks into the (empty) writer. A damaged one is renamed `<name>.broken` and the
- * next older one is tried with a new, empty writer, as etcd does; the log must then reach back to it (recover()
- * says so when it does not).
+ * Loads the newest snapshot that checks into the (empty) writer. A damaged one is set aside (brokenSnapshots) and
+ * the next older one is tried with a new, empty writer, as etcd does; the log must then reach back to it (recover()
+ * says so when it does not) and beyond the damaged one's revision (checkBrokenSnapshots). The damaged files are
+ * renamed `<name>.broken` only once recovery succeeded: a refused start leaves them in place, so that every
+ * restart refuses the same way instead of starting from less.
  */
 function loadNewestSnapshot(dir: string): { path: string; revision: number } | null {
   let candidates: { path: string; revision: number }[];
@@ -116,8 +118,8 @@ function loadNewestSnapshot(dir: string): { path: string; revision: number } | n
       return { path: candidate.path, revision: loaded.revision };
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
-      renameSync(candidate.path, `${candidate.path}.broken`);
       brokenSnapshots.push(`${candidate.path}: ${error.message}`);
+      brokenRevisions.push({ path: candidate.path, revision: candidate.revision, reason: error.message });
       writer = newWriter();
     }
   }
@@ -135,6 +137,24 @@ const newWriter = (): WriterCore => {
 };
 let writer = newWriter();
 const brokenSnapshots: string[] = [];
+const brokenRevisions: { path: string; revision: number; reason: string }[] = [];
+
+/**
+ * A damaged snapshot at revision R means the store once reached R. If the state recovered without it (an older
+ * snapshot plus the log, or the log alone, or nothing) stops short of R, serving it would silently drop revisions
+ * that were acknowledged: refuse (FORMAT, exit 65) naming the file, so that the operator restores a backup or
+ * repairs. Otherwise set the damaged files aside.
+ */
+function checkBrokenSnapshots(recoveredRevision: number): void {
+  for (const broken of brokenRevisions) {
+    if (broken.revision > recoveredRevision) {
+      throw new FormatError(broken.path, 0, `the snapshot at revision ${broken.revision} is damaged (${broken.reason}) and ` +
+        `the older snapshots and the log recover only up to revision ${recoveredRevision}: refusing to serve a state ` +
+        `that lost revisions; see strata snapshot dump and strata log verify, then restore a backup (strata backup restore)`);
+    }
+  }
+  for (const broken of brokenRevisions) renameSync(broken.path, `${broken.path}.broken`);
+}
 const port = data.port;
 let log: WriteAheadLog | null = null;
 const groupLog = new LogGroupBuilder();
@@ -442,6 +462,7 @@ function start(): void {
     const snapshotDir = join(data.dataDir, 'snapshots');
     recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir), replaceState, postChanges);
     writer = recovery.writer;
+    checkBrokenSnapshots(writer.revision);
     if (brokenSnapshots.length > 0) recovery.brokenSnapshots = brokenSnapshots;
     log = new WriteAheadLog({ dir: logDir, segmentBytes: data.segmentBytes, onSync: (ms) => { fsyncMsTotal += ms; } });
     log.open(recovery.tail, writer.revision);

@@ -126,10 +126,12 @@ test('clients vanish mid-transaction, mid-frame, mid-watch, mid-hello and by SIG
     t.is(commitResult(await checker.request(f.Body.CommitRequest, make(f.CommitRequestT, { transaction: [...txn([upsert(tasks)])] }))).error, null);
   }
   const health = new HealthMonitor(d.http);
+  t.teardown(() => health.stop()); // also when the test failed before its own stop()
   const bystanders = await Bystanders.start({ url: d.url, role: 'vby', writers: 2, queriers: 1 });
   const baseline: Gauges = { connections: 2 + 1 + 1 + 1, subscriptions: 1, behind: 0 }; // bystanders, checker
   await backTo(d.http, baseline, 'before the first round');
   const rssStart = await metricValue(d.http, 'strata_process_resident_memory_bytes');
+  const historyStart = await metricValue(d.http, 'strata_watch_history_bytes');
   const r = new Prng(20261126);
   const resent: ResendOutcome = { committedBefore: 0, committedNow: 0 };
   let vanished = 0;
@@ -159,10 +161,12 @@ test('clients vanish mid-transaction, mid-frame, mid-watch, mid-hello and by SIG
   checker.close();
   await backTo(d.http, { ...baseline, connections: 0, subscriptions: 0 }, 'after everyone left');
   const rssEnd = await metricValue(d.http, 'strata_process_resident_memory_bytes');
+  const historyEnd = await metricValue(d.http, 'strata_watch_history_bytes'); // grows with the bystanders' revisions
   const line = report('clients-vanish', { rounds, faultsInjected: vanished, transactionsResent: transactions,
     committedBeforeVanish: resent.committedBefore, committedOnResend: resent.committedNow,
     acknowledgedWritesChecked: figures.commits + transactions, bystanderQueries: figures.queriesChecked,
     rssMiBStart: Math.round(rssStart / 2 ** 20), rssMiBEnd: Math.round(rssEnd / 2 ** 20),
+    watchHistoryMiBStart: Math.round(historyStart / 2 ** 20), watchHistoryMiBEnd: Math.round(historyEnd / 2 ** 20),
     seconds: Math.round((performance.now() - started) / 1000), found: 'none' });
   t.log(line);
   t.is(await d.stop(), 0);

@@ -92,6 +92,7 @@ test('malformed frames from several connections under load: typed answers or doc
   t.is(commitResult(await clean.request(f.Body.CommitRequest, make(f.CommitRequestT, { transaction:
     [...txn([upsert(Array.from({ length: 50 }, (_, i) => task(`seed-${i}`, seedConfig, i)))])] }))).error, null);
   const health = new HealthMonitor(d.http);
+  t.teardown(() => health.stop()); // also when the test failed before its own stop()
   const bystanders = await Bystanders.start({ url: d.url, role: 'fzby', writers: 2, queriers: 1 });
   const figures: FuzzFigures = { frames: 0, connections: 0, answered: 0, closes: {} };
   const seed = 20261126;

@@ -139,6 +139,7 @@ async function crashUnderLoad(t: ExecutionContext, readerThreads: number) {
   t.teardown(() => d.kill());
   const started = performance.now();
   const health = new HealthMonitor(d.http);
+  t.teardown(() => health.stop()); // also when the test failed before its own stop()
   const bystanders = await Bystanders.start({ url: d.url, role: 'rcrash', writers: 2, queriers: 3, queriesInFlight: 2,
     queryErrorsAllowed: [f.ErrorCode.UNAVAILABLE] });
   const deadline = Date.now() + byMode(120_000, 1_800_000);

@@ -49,6 +49,7 @@ export function unknownEnumEnvelopes(): Uint8Array[] {
 export function mutate(r: Prng, base: Uint8Array): Uint8Array {
   const kind = r.int(6);
   const out = base.slice();
+  if (out.length === 0) return out; // an empty frame (a mutation of a mutation) is a case of its own
   if (kind === 0) { // flip some bytes
     for (let n = 1 + r.int(4); n > 0; n--) out[r.int(out.length)] = r.int(256);
     return out;

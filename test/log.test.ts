@@ -135,6 +135,9 @@ test('a torn write at the tail is cut off at the next open, the rest is kept, th
   await engine.close();
   const saved = readdirSync(join(dir, 'log')).filter((name) => name.includes('.torn-'));
   t.is(saved.length, 1, 'the cut bytes are kept beside the segment');
+  const kept = readFileSync(join(dir, 'log', saved[0]!));
+  t.true(kept.length > 0 && kept.length < segmentBytes - 4096, `only up to the last non-zero byte (${kept.length} bytes), not the preallocated rest`);
+  t.not(kept[kept.length - 1], 0);
   // The repaired log opens cleanly again and takes new commits.
   const again = await runChild(dir, 2, 4, 100);
   t.is(again.code, 0, again.stderr);

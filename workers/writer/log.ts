@@ -9,7 +9,7 @@
  *   while the writer goes on). A cut writes the new segment's header (with the CRC seed that chains it to the
  *   previous one), fdatasyncs it, renames it into place and fsyncs the directory, before the first record.
  * - open() repairs a torn tail found by recovery: the bytes after the last valid record are copied to
- *   `<segment>.torn-<offset>` (when not all zero) and zeroed to the end of the file, then synced, so that later
+ *   `<segment>.torn-<offset>` (up to the last non-zero byte; none when all zero) and zeroed to the end of the file, then synced, so that later
  *   appends never splice onto stale bytes.
  * Invariants: records go only to the newest segment, at validEnd; the chain seed of the next record is lastCrc;
  * a group bigger than a segment makes the segment grow (it is never split).
@@ -94,7 +94,11 @@ export class WriteAheadLog {
     const length = this.capacity - this.position;
     const cut = Buffer.alloc(Math.min(length, 64 * 1024 * 1024));
     readSync(this.fd, cut, 0, cut.length, this.position);
-    if (cut.some((byte) => byte !== 0)) writeFileSync(`${path}.torn-${this.position}`, cut);
+    // Up to the last non-zero byte only: the rest of a preallocated segment is zeros, and a crash loop must not
+    // leave a 64 MiB file per recovery.
+    let end = cut.length;
+    while (end > 0 && cut[end - 1] === 0) end--;
+    if (end > 0) writeFileSync(`${path}.torn-${this.position}`, cut.subarray(0, end));
     for (let at = this.position; at < this.capacity; at += zeros.length) {
       writeSync(this.fd, zeros, 0, Math.min(zeros.length, this.capacity - at), at);
     }

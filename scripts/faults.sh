@@ -16,7 +16,7 @@ npm run -s build
 report=${STRATA_FAULTS_REPORT:-$PWD/fault-report.jsonl}
 : >"$report"
 set +e
-STRATA_FAULTS=$mode STRATA_FAULTS_REPORT=$report npx ava 'dist/test/faults/**/*.test.js' --timeout 3h --serial
+STRATA_FAULTS=$mode STRATA_FAULTS_REPORT=$report npx ava 'test/faults/**/*.test.ts' --timeout 3h --serial
 status=$?
 set -e
 echo "fault suite ($mode) summaries, from $report:"

@@ -587,6 +587,9 @@ export class Server {
   private admin(session: Session, id: number, engine: Engine, principal: Principal, type: Body,
     envelope: ReturnType<typeof protocol.decodeEnvelope>): void {
     if (!principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, `${requestNames[type]} is admin only`);
+    // Read what the request carries before it counts as in flight: a malformed one throws here (INVALID_ARGUMENT
+    // from message()), never between begin() and answer(), where it would stay pending and hold up a stop.
+    const stageName = type === Body.BackupStageRequest ? (envelope.body(new BackupStageRequest()) as BackupStageRequest).name() ?? '' : '';
     if (!this.begin(session, id)) return;
     let work: Promise<Uint8Array>;
     switch (type) {
@@ -599,13 +602,11 @@ export class Server {
       case Body.BackupListRequest:
         work = Promise.resolve().then(() => protocol.backupListResponse(id, engine.listBackups()));
         break;
-      case Body.BackupStageRequest: {
-        const name = (envelope.body(new BackupStageRequest()) as BackupStageRequest).name() ?? '';
-        work = name === '' || name.includes('/') || name.startsWith('.') ?
+      case Body.BackupStageRequest:
+        work = stageName === '' || stageName.includes('/') || stageName.startsWith('.') ?
           Promise.reject(new EngineError('name a backup of the backup directory (strata backup list)', 'INVALID_ARGUMENT')) :
-          engine.stageBackup(name).then((r) => protocol.backupStageResponse(id, r.name, r.revision, r.tasks));
+          engine.stageBackup(stageName).then((r) => protocol.backupStageResponse(id, r.name, r.revision, r.tasks));
         break;
-      }
       case Body.BackupCommitRequest:
         work = this.host.commitStaged().then((r) => protocol.backupCommitResponse(id, r.revision, r.file));
         break;
@@ -714,10 +715,14 @@ function queryFields(request: ReturnType<typeof protocol.decodeQuery>, staged: b
   const type = request.queryType();
   const fields: LogFields = { request: 'QueryRequest', query: Query[type] ?? String(type), staged };
   if (type === Query.TaskQuery) {
-    const q = request.query(new TaskQuery()) as TaskQuery;
-    fields.role = q.role() ?? '';
-    fields.environment = q.environment() ?? '';
-    fields.jobName = q.jobName() ?? '';
+    try {
+      const q = request.query(new TaskQuery()) as TaskQuery;
+      fields.role = q.role() ?? '';
+      fields.environment = q.environment() ?? '';
+      fields.jobName = q.jobName() ?? '';
+    } catch {
+      fields.malformed = true; // the reader answered it with a typed error; the log line must not turn that into INTERNAL
+    }
   }
   return fields;
 }

@@ -14,7 +14,7 @@ import { Agent } from 'node:http';
 import { jobConfig, task, taskQuery, txn, upsert } from './support/build.js';
 import { tempDir } from './support/durable.js';
 import { httpGet as get, spawnDaemon, startDaemon, writeConfig, type DaemonChild, type LogLine } from './support/daemon.js';
-import { commitResult, errorOf, f, make, queryResult, RawClient, revisionsOf } from './support/raw-client.js';
+import { commitResult, encode, errorOf, f, make, queryResult, RawClient, revisionsOf } from './support/raw-client.js';
 import { Engine } from '../daemon/engine.js';
 import { Daemon, type StopStep } from '../daemon/daemon.js';
 import { loadConfig } from '../daemon/config.js';
@@ -277,4 +277,19 @@ test('in process: healthCheck answers true only while the writer answers; the st
   t.deepEqual(steps, ['accepting-stopped', 'requests-answered', 'engine-closed', 'connections-closed']);
   t.is(daemon.stop(), daemon.stop(), 'one stop');
   t.false(await daemon.healthCheck(1000), 'stopped');
+});
+
+test('a malformed admin request (a backup stage whose name length lies) is answered INVALID_ARGUMENT and does not hold up a stop', async (t) => {
+  const dir = tempDir(t, 'lifecycle-malformed-admin');
+  const d = await startDaemon({ dataDir: `${dir}/data`, config: { shutdownTimeoutMs: 5000 } });
+  t.teardown(() => d.kill());
+  const c = await RawClient.open(d.url);
+  const bytes = encode(make(f.EnvelopeT, { id: 7, bodyType: f.Body.BackupStageRequest, body: make(f.BackupStageRequestT, { name: 'abcdef' }) }));
+  const at = Buffer.from(bytes).indexOf('abcdef');
+  new DataView(bytes.buffer, bytes.byteOffset).setUint32(at - 4, 0x7fffffff, true);
+  c.sendRaw(bytes);
+  t.is(errorOf(await c.expect(7))!.code, f.ErrorCode.INVALID_ARGUMENT);
+  const started = Date.now();
+  t.is(await d.stop(30_000), 0, d.stderr());
+  t.true(Date.now() - started < 5000, 'stopped without waiting out the bound');
 });

@@ -11,6 +11,7 @@ import { tempDir } from './support/durable.js';
 import { startDaemon, type LogLine } from './support/daemon.js';
 import { commitResult, errorOf, f, make, RawClient } from './support/raw-client.js';
 import { DaemonLog, LogRate, logRateMs } from '../daemon/log.js';
+import { decodeQueryResponse } from '../core/codec.js';
 
 const config = jobConfig('a', 'prod', 'web');
 const commitOf = (id: string) => make(f.CommitRequestT, { transaction: [...txn([upsert([task(id, config, 0)])])] });
@@ -185,3 +186,28 @@ test('an open-file limit below connectionsMax + 320 is warned about at start, na
   t.is(warned.openFilesSoftLimit, 400);
   t.is(warned.needed, 1024 + 320);
 });
+
+test('a malformed task query past the slow-query threshold keeps its typed answer (the log line does not turn it into INTERNAL)', async (t) => {
+  const dir = tempDir(t, 'logs-malformed-slow');
+  const d = await startDaemon({ dataDir: `${dir}/data`, config: { slowLog: { fsyncMs: 0, commitMs: 0, queryMs: 0 } } });
+  t.teardown(() => d.kill());
+  const c = await RawClient.open(d.url);
+  t.teardown(() => c.close());
+  const request = Uint8Array.from(taskQuery({ role: 'abcdef' }));
+  const at = Buffer.from(request).indexOf('abcdef');
+  new DataView(request.buffer).setUint32(at - 4, 0x7fffffff, true); // the role's length lies
+  const answer = await c.request(f.Body.QueryRequestMessage, make(f.QueryRequestMessageT, { request: [...request] }));
+  const error = errorOf(answer) ?? queryError(answer);
+  t.truthy(error, 'an error answer');
+  t.not(error!.code, f.ErrorCode.INTERNAL);
+  t.is((await c.request(f.Body.StatusRequest, new f.StatusRequestT())).bodyType, f.Body.StatusResponse, 'still serving');
+  t.false(d.lines.some((line) => line.level === 'error' && /INTERNAL/.test(JSON.stringify(line))));
+});
+
+/** The error inside a QueryResponse (the reader's typed answer), if any. */
+function queryError(answer: f.EnvelopeT): f.ErrorT | null {
+  const body = answer.body as f.QueryResponseMessageT | null;
+  const bytes = body?.response;
+  if (bytes === undefined || bytes.length === 0) return null;
+  return decodeQueryResponse(Uint8Array.from(bytes)).error ?? null;
+}

@@ -69,6 +69,11 @@ export class Metrics {
     engineGauge('strata_arena_bytes', 'Shared memory arena size', (e) => e.stats().arenaBytes);
     engineGauge('strata_arena_bytes_used', 'Shared memory arena bytes in use', (e) => e.stats().arenaBytesUsed);
     engineGauge('strata_reader_pins', 'Reader slots holding a pin now (queries and snapshots in progress)', (e) => readerPins(e.control));
+    // Per engine (a staged-backup commit reopens it and they start again from 0: Prometheus reads that as a reset).
+    const engineCounter = (name: string, help: string, value: (e: Engine) => number) =>
+      counter(name, help, () => { const e = sources.engine(); return e === null ? 0 : value(e); });
+    engineCounter('strata_reader_threads_ended_total', 'Reader threads that ended (crashed, or terminated because stuck) and were replaced', (e) => e.readerStats().threadsEnded);
+    engineCounter('strata_reader_threads_stuck_total', 'Reader threads terminated because they held one pin past twice pinMsMax', (e) => e.readerStats().threadsStuck);
     const ws = new client.Gauge({ name: 'strata_websocket_implementation', help: 'Which uWebSockets.js runs: native or the pure-JS fallback (1 for the one running)', labelNames: ['implementation'], registers: [r] });
     ws.set({ implementation: sources.websocket }, 1);
     ws.set({ implementation: sources.websocket === 'native' ? 'fallback' : 'native' }, 0);

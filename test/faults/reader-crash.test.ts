@@ -161,6 +161,7 @@ async function crashUnderLoad(t: ExecutionContext, readerThreads: number) {
   t.is((final.result as f.TasksResultT).tasks.length, 2 * 8);
   c.close();
   t.is(await metricValue(d.http, 'strata_reader_pins'), 0);
+  t.true(await metricValue(d.http, 'strata_reader_threads_ended_total') >= deaths, '/metrics counts the ended threads');
   const line = report('reader-crash', { readerThreads, rounds: deaths, faultsInjected: deaths,
     acknowledgedWritesChecked: figures.commits, watchedRevisions: figures.watchedRevisions, queries: figures.queries,
     queriesChecked: figures.queriesChecked, queryErrors: figures.queryErrors, probes: probes.answered,

@@ -67,13 +67,27 @@ node=${NODE:-$(command -v node || true)}
 [ -n "$node" ] || die "node is not installed (or set NODE=/path/to/node)"
 [[ $node =~ $safe_path ]] || die "the node path must be absolute and plain (got '$node')"
 [ -x "$node" ] || die "$node is not executable"
+# The unit's ProtectHome=yes hides /home, /root and /run/user: a node (nvm) or a prefix there fails at start (203/EXEC).
+for hidden in /home/ /root/ /run/user/; do
+  [[ $node != "$hidden"* ]] || die "$node is under $hidden, which the unit hides (ProtectHome=yes): install Node system-wide or set NODE="
+  [[ $prefix/ != "$hidden"* ]] || die "--prefix $prefix is under $hidden, which the unit hides (ProtectHome=yes)"
+done
 node_version=$("$node" -p 'process.versions.node')
 [[ $node_version =~ ^20\.([0-9]+)\. ]] && [ "${BASH_REMATCH[1]}" -ge 10 ] ||
   die "$node is Node $node_version; strata needs Node 20.10 or a later 20.x (package.json engines)"
 command -v npm >/dev/null 2>&1 || die "npm is not installed"
+# A running daemon loads new worker threads (readers, snapshots) from its install tree: swapping the tree under it
+# could mix versions in one process. Stop it first (its data is safe: the stop is graceful), then restart it.
+if [ -z "$destdir" ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet stratad 2>/dev/null; then
+  die "stratad is running: systemctl stop stratad, run this again, then systemctl start stratad"
+fi
 
 app="$destdir$prefix"
 stage="$app.new"
+# Only a previous strata install is replaced: --prefix /usr/local must never wipe /usr/local.
+if [ -e "$app" ] && [ ! -f "$app/.strata-install" ]; then
+  die "$app exists and is not a strata install (no $app/.strata-install): choose an empty or new --prefix"
+fi
 rm -rf "$stage"
 mkdir -p "$stage/dist"
 for entry in "$src"/dist/*; do
@@ -87,6 +101,7 @@ cp -R "$src/docs" "$src/systemd" "$stage/"
   die "npm ci --omit=dev failed in $stage"
 # Every module of the daemon loads (main.js imports them all before it reads --help).
 "$node" "$stage/dist/daemon/main.js" --help >/dev/null || die "the staged daemon does not load: $stage"
+echo "strata $("$node" -p "require('$stage/package.json').version"), installed $(date -u +%FT%TZ)" >"$stage/.strata-install"
 if [ -d "$app" ]; then
   mv "$app" "$app.old.$$"
   mv "$stage" "$app"

@@ -272,6 +272,21 @@ test('install.sh with DESTDIR stages the whole install and keeps an existing con
   t.is(readFileSync(join(destdir, 'etc/strata/admin.token'), 'utf8'), token, 'the token is untouched');
   t.regex(readFileSync(join(destdir, 'usr/local/lib/systemd/system/stratad.service'), 'utf8'),
     /^ExecStart=\S+ \/opt\/strata-2\/dist\/daemon\/main\.js /m);
+
+  // A reinstall replaces a previous strata install; a prefix that holds anything else is refused, untouched.
+  const again = install(t, destdir);
+  t.is(again.status, 0, again.stderr);
+  t.true(existsSync(join(destdir, 'opt/strata/.strata-install')));
+  mkdirSync(join(destdir, 'usr/local/share/precious'), { recursive: true });
+  const clash = install(t, destdir, ['--prefix', '/usr/local']);
+  t.is(clash.status, 1);
+  t.regex(clash.stderr, /is not a strata install/);
+  t.true(existsSync(join(destdir, 'usr/local/share/precious')), 'the other directory is untouched');
+  t.false(existsSync(join(destdir, 'usr/local.new')), 'refused before anything was staged');
+  t.true(existsSync(join(destdir, 'usr/local/bin/strata')));
+  const hidden = install(t, destdir, ['--prefix', '/home/strata']);
+  t.is(hidden.status, 1);
+  t.regex(hidden.stderr, /ProtectHome/);
 });
 
 test('bad input: install.sh refuses without root, without dist/, with a bad prefix or argument; --help', (t) => {

@@ -13,9 +13,11 @@
  *   its queries get no answer at all, never a partial one. piscina replaces the thread (piscina 5.3: on the Worker's
  *   'exit' it rejects the thread's tasks and starts a new thread if the old one had started) and later tasks run
  *   on the new one.
- * - A thread holding one pin longer than readerStuckPinFactor x pinMsMax is stuck: a live reader checks its pin at
- *   least every 1024 records and stops once the writer expired it, so past that bound it is blocked (a hang, an
- *   endless loop). It is terminated; that bounds how long a query can wait on a reader.
+ * - A pin older than pinMsMax is expired here too (the compare-and-swap the writer does when it publishes), so that
+ *   the limit holds while no commit comes: a live reader checks its pin at least every 1024 records and answers
+ *   DEADLINE_EXCEEDED once it is expired. A thread still holding that same pin pinMsMax after it was seen expired
+ *   (so at least readerStuckPinFactor x pinMsMax after it was taken) is blocked (a hang, an endless loop) and is
+ *   terminated; that bounds how long a query can wait on a reader, and a healthy long query is never killed.
  * - A pool that has fewer threads than asked and will not start more (piscina gives up on threads that fail while
  *   starting) is broken: onBroken is called once, and every queued and later task fails UNAVAILABLE.
  */
@@ -60,6 +62,8 @@ export class ReaderPool {
   private readonly onBroken: (error: EngineError) => void;
   private readonly timer: NodeJS.Timeout;
   private readonly terminating = new Set<number>();
+  /** Per slot: the pin (its time) seen expired, and when it was first seen so. */
+  private readonly expiredSeen = new Map<number, { pinTime: number; seenMs: number }>();
   private destroying = false;
   private broken = false;
   private readonly figures: ReaderPoolStats = { threadsEnded: 0, threadsStuck: 0, slotsReclaimed: 0 };
@@ -131,6 +135,7 @@ export class ReaderPool {
     if (slot >= 0) {
       const stateWord = layout.slotWord(slot, layout.slotStateWord);
       pinned = Atomics.exchange(this.control, stateWord, layout.slotStateIdle) !== layout.slotStateIdle;
+      this.expiredSeen.delete(slot);
       if (Atomics.compareExchange(this.control, layout.slotWord(slot, layout.slotOwnerWord), threadId + 1, 0) ===
         threadId + 1) this.figures.slotsReclaimed++;
     }
@@ -153,10 +158,27 @@ export class ReaderPool {
     if (threadId < 0 || this.terminating.has(threadId)) return;
     const slot = this.slotOf(threadId);
     if (slot < 0) return;
-    const state = Atomics.load(this.control, layout.slotWord(slot, layout.slotStateWord));
-    if (state !== layout.slotStatePinned && state !== layout.slotStateExpired) return;
-    const pinnedMs = now - this.controlF64[layout.controlPinTimeF64 + slot]!;
-    if (pinnedMs <= this.pinMsMax * readerStuckPinFactor) return;
+    const stateWord = layout.slotWord(slot, layout.slotStateWord);
+    let state = Atomics.load(this.control, stateWord);
+    if (state !== layout.slotStatePinned && state !== layout.slotStateExpired) {
+      this.expiredSeen.delete(slot);
+      return;
+    }
+    const pinTime = this.controlF64[layout.controlPinTimeF64 + slot]!;
+    const pinnedMs = now - pinTime;
+    if (pinnedMs <= this.pinMsMax) return;
+    if (state === layout.slotStatePinned &&
+      Atomics.compareExchange(this.control, stateWord, layout.slotStatePinned, layout.slotStateExpired) === layout.slotStatePinned) {
+      state = layout.slotStateExpired; // the reader stops at its next check (DEADLINE_EXCEEDED)
+    }
+    if (state !== layout.slotStateExpired) return; // released meanwhile
+    const seen = this.expiredSeen.get(slot);
+    if (seen === undefined || seen.pinTime !== pinTime) {
+      this.expiredSeen.set(slot, { pinTime, seenMs: now });
+      return;
+    }
+    if (now - seen.seenMs < this.pinMsMax || pinnedMs <= this.pinMsMax * readerStuckPinFactor) return;
+    this.expiredSeen.delete(slot);
     this.terminating.add(threadId);
     this.figures.threadsStuck++;
     this.onEvent?.({ msg: 'reader thread stuck: terminated', threadId, pinnedMs: Math.round(pinnedMs) });

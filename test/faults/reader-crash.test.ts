@@ -116,6 +116,28 @@ test.serial('in process: stuck readers (hang@2) are terminated past 2x pinMsMax,
   t.log(`${JSON.stringify(stats)} in ${Math.round(performance.now() - started)} ms`);
 });
 
+test.serial('in process: long healthy query batches while no commit comes are cut by DEADLINE_EXCEEDED at pinMsMax, never killed as stuck', async (t) => {
+  const events: Record<string, unknown>[] = [];
+  const pinMsMax = 200;
+  const engine = await Engine.open({ readerThreads: 1, pinMsMax, onEvent: (e) => events.push(e) });
+  t.teardown(() => engine.close());
+  const config = jobConfig('long', 'prod', 'a');
+  for (let b = 0; b < 2; b++) {
+    await commitOk(engine, txn([upsert(Array.from({ length: 1000 }, (_, i) => task(`t-${b}-${i}`, config, b * 1000 + i)))]));
+  }
+  // The writer is idle from now on: only the pool's watchdog can expire a pin. 256 queries of 2,000 tasks go to
+  // the pool as one task on one pin, which takes far longer than pinMsMax; each query alone takes a few ms, so a
+  // live reader sees the expiry long before the pool would call it stuck (pinMsMax after the expiry).
+  const settled = await Promise.allSettled(Array.from({ length: 256 }, () => engine.query(taskQuery({ role: 'long' }))));
+  const refused = settled.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
+  t.deepEqual(refused.slice(0, 1), [], `no query lost to a terminated thread (${refused.length}): ${JSON.stringify(events.slice(0, 4))}`);
+  const codes = new Set(settled.map((r) => r.status === 'rejected' ? 'refused' :
+    decodeQueryResponse((r as PromiseFulfilledResult<Uint8Array>).value).error?.code ?? 'ok'));
+  t.true(codes.has(f.ErrorCode.DEADLINE_EXCEEDED), `the pin limit holds without commits: ${[...codes].join(',')}`);
+  for (const code of codes) t.true(code === 'ok' || code === f.ErrorCode.DEADLINE_EXCEEDED, `only answers or DEADLINE_EXCEEDED: ${code}`);
+  t.is(engine.readerStats().threadsStuck, 0);
+});
+
 function readerDeaths(d: RunningDaemon): number {
   return d.lines.filter((line) => line.msg === 'reader thread ended').length;
 }

@@ -53,7 +53,8 @@ export function recoverDataDirectory(dataDir: string): OfflineRecovery {
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
       throw new FormatError(error.file, error.offset, `${error.reason} (the newest snapshot is damaged: the ` +
-        'daemon would rename it .broken and start from the next older one; move it aside and run again, or ' +
+        'daemon would set it aside and start from the next older one if that and the log reach its revision, ' +
+        'and refuse otherwise; move it aside and run again, or ' +
         'inspect it with strata snapshot dump)');
     }
   }, (entry, revision) => restoredWriter(dataDir, entry, revision, fresh));

@@ -129,10 +129,14 @@ export class Daemon {
     return this.engineNow;
   }
 
-  /** 'starting', 'serving', or the step a stop is at. */
+  /**
+   * 'starting', 'recovering' (the first open), 'serving', 'reopening' (a committed staged backup: the engine is
+   * replaced, the writer cannot be asked), or the step a stop is at.
+   */
   get phase(): string {
     if (this.stopping !== null) return this.stopStep;
-    return this.readyNow ? 'serving' : this.opening !== null ? 'recovering' : 'starting';
+    if (this.opening !== null) return this.readyNow ? 'reopening' : 'recovering';
+    return this.readyNow ? 'serving' : 'starting';
   }
 
   private watchLimits(c: DaemonConfig) {

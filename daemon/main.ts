@@ -76,7 +76,7 @@ function flushedWithin(notifier: Notifier, ms: number): Promise<void> {
 
 /** SIGHUP: load the same sources again and apply what may change live. Never exits. */
 function reload(daemon: Daemon, argv: string[], log: DaemonLog): void {
-  if (daemon.phase !== 'serving' && daemon.phase !== 'recovering' && daemon.phase !== 'starting') {
+  if (!['serving', 'recovering', 'reopening', 'starting'].includes(daemon.phase)) {
     log.warn({ signal: 'SIGHUP', phase: daemon.phase }, 'config reload ignored: stopping');
     return;
   }
@@ -89,6 +89,7 @@ function reload(daemon: Daemon, argv: string[], log: DaemonLog): void {
     return;
   }
   const plan = daemon.reload(next);
+  checkOpenFileLimit(daemon.config, log); // a raised connectionsMax must still fit the open-file limit
   for (const change of plan.needsRestart) {
     log.warn({ key: change.key, running: change.from, configured: change.to }, 'config key changed, needs a restart: not applied');
   }
@@ -180,8 +181,10 @@ async function main(): Promise<void> {
 
 /**
  * WATCHDOG=1 at a third of WatchdogSec while the main loop runs (the timer fires) and, once serving, the writer
- * thread answers a round trip within that third (Daemon.healthCheck). Recovery and a reopen cannot ask the
- * writer (it is busy recovering): the main loop's health suffices then, and TimeoutStartSec bounds recovery.
+ * thread answers a round trip within that third (Daemon.healthCheck). Recovery and a reopen after a committed
+ * staged backup cannot ask the writer (it is busy recovering): the main loop's health suffices then, and
+ * TimeoutStartSec bounds the first recovery. A check takes up to a third and pings come a third apart, so a
+ * writer that does not answer for about two thirds of WatchdogSec (20 s of 30 s) gets the daemon restarted.
  */
 function startWatchdog(daemon: Daemon, notifier: Notifier, log: DaemonLog): void {
   const watchdog = new Watchdog(notifier, (timeoutMs) => {

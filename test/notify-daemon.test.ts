@@ -4,24 +4,14 @@
  * SIGTERM; without NOTIFY_SOCKET it sends nothing. The real unit's checks are in test/systemd.test.ts.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { jobConfig, task, txn, upsert } from './support/build.js';
 import { tempDir } from './support/durable.js';
 import { httpGet, spawnDaemon, startDaemon } from './support/daemon.js';
 import { commitResult, f, make, RawClient } from './support/raw-client.js';
-import { FakeNotifySocket } from './support/notify-socket.js';
-
-function have(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { FakeNotifySocket, installed } from './support/notify-socket.js';
 
 // .ci/run installs both (systemd for systemd-notify, python3 for the fake socket).
-const maybe = have('systemd-notify') && have('python3') ? test.serial : test.serial.skip;
+const maybe = installed('systemd-notify') && installed('python3') ? test.serial : test.serial.skip;
 const config = jobConfig('a', 'prod', 'web');
 const commitOf = (id: string) => make(f.CommitRequestT, { transaction: [...txn([upsert([task(id, config, 0)])])] });
 const watchdogUsec = 900_000; // pings every 300 ms

@@ -4,24 +4,14 @@
  * the Watchdog pinging only while its health check answers in time.
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Notifier, Watchdog, watchdogIntervalMs } from '../daemon/notify.js';
-import { FakeNotifySocket } from './support/notify-socket.js';
-
-function have(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { FakeNotifySocket, installed } from './support/notify-socket.js';
 
 // .ci/run installs both (systemd for systemd-notify, python3 for the fake socket); a bare dev machine may lack them.
-const tools = have('systemd-notify') && have('python3');
+const tools = installed('systemd-notify') && installed('python3');
 const maybe = tools ? test.serial : test.serial.skip;
 
 maybe('READY, STATUS, WATCHDOG and STOPPING arrive in order, one datagram each, from systemd-notify', async (t) => {

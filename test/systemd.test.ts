@@ -15,6 +15,7 @@ import { ConfigError, defaultConfig, loadConfig, usage } from '../daemon/config.
 import { exitCorrupt, exitInternal, exitIo, exitLocked, exitOk, exitUsage } from '../daemon/exit-codes.js';
 import { readerSlotsMax } from '../core/limits.js';
 import { tempDir } from './support/durable.js';
+import { installed } from './support/notify-socket.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const systemdDir = join(root, 'systemd');
@@ -28,9 +29,6 @@ function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv
   return result;
 }
 
-function installed(command: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).status === 0;
-}
 const haveSystemd = installed('systemd-analyze');
 
 /** True (after a note) when systemd's tools are missing: the caller passes and returns. */

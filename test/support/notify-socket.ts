@@ -2,13 +2,18 @@
  * A fake systemd notify socket (test/support/notify-socket.py, run by python3) that records every datagram, for
  * the sd_notify tests of the Notifier and of stratad. Stopped by PID.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const script = fileURLToPath(new URL('../../../test/support/notify-socket.py', import.meta.url));
+
+/** A command on PATH (the tests whose tool is missing skip with a note; .ci/run installs them all). */
+export function installed(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).status === 0;
+}
 
 export interface NotifyMessage {
   /** The sender's PID (SCM_CREDENTIALS). */

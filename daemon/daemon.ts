@@ -168,11 +168,16 @@ export class Daemon {
     };
   }
 
-  /** The writer's events (snapshots and backups written or failed) as log lines: failures at error level. */
+  /**
+   * The engine's events as log lines, at the level the emitter gave (the reader pool: a thread ended is a warning,
+   * a stuck or broken one an error); the writer's (snapshots and backups written or failed) carry none: failures
+   * at error level, the rest at info.
+   */
   private engineEvent(event: Record<string, unknown>): void {
-    const { msg, ...fields } = event;
+    const { msg, level, ...fields } = event;
     const text = String(msg ?? 'engine event');
-    if (/failed/.test(text)) this.log.error(fields, text);
+    if (level === 'error' || (level === undefined && /failed/.test(text))) this.log.error(fields, text);
+    else if (level === 'warn') this.log.warn(fields, text);
     else this.log.info(fields, text);
   }
 

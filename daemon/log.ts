@@ -106,11 +106,12 @@ export class DaemonLog {
   debug(fields: LogFields, msg: string): void { this.logger.debug(fields, msg); }
 
   /** A line of a kind that may repeat without bound: rate limited per kind (`kind` is a field of the line). */
-  limited(level: LineLevel, kind: string, fields: LogFields, msg: string): void {
+  limited(level: LineLevel, kind: string, fields: LogFields | (() => LogFields), msg: string): void {
     if (!this.logger.isLevelEnabled(level)) return;
     const suppressed = this.rate.take(kind);
-    if (suppressed < 0) return;
-    this.logger[level](suppressed > 0 ? { kind, ...fields, suppressed } : { kind, ...fields }, msg);
+    if (suppressed < 0) return; // a dropped line's fields are never built (pass a function where they cost)
+    const built = typeof fields === 'function' ? fields() : fields;
+    this.logger[level](suppressed > 0 ? { kind, ...built, suppressed } : { kind, ...built }, msg);
   }
 
   /** The one line of a fail-stop exit, on stderr (also when logLevel is silent). */

@@ -83,7 +83,7 @@ export class ReaderPool {
     this.piscina.on('workerCreate', (created: { id: number }) => this.watchExit(created.id));
     // A thread that failed outside a task (an uncaught error): piscina replaced it if it had started.
     this.piscina.on('error', (error: unknown) => {
-      this.onEvent?.({ msg: 'reader thread error', error: String((error as Error)?.message ?? error) });
+      this.onEvent?.({ msg: 'reader thread error', level: 'error', error: String((error as Error)?.message ?? error) });
       this.checkSize();
     });
     const watchMs = Math.max(10, Math.min(readerWatchMsMax, Math.floor(this.pinMsMax / 4)));
@@ -141,7 +141,7 @@ export class ReaderPool {
     }
     if (this.destroying) return;
     this.figures.threadsEnded++;
-    this.onEvent?.({ msg: 'reader thread ended', threadId, code, slotReclaimed: slot >= 0, pinned });
+    this.onEvent?.({ msg: 'reader thread ended', level: 'warn', threadId, code, slotReclaimed: slot >= 0, pinned });
     this.checkSize();
   }
 
@@ -181,7 +181,7 @@ export class ReaderPool {
     this.expiredSeen.delete(slot);
     this.terminating.add(threadId);
     this.figures.threadsStuck++;
-    this.onEvent?.({ msg: 'reader thread stuck: terminated', threadId, pinnedMs: Math.round(pinnedMs) });
+    this.onEvent?.({ msg: 'reader thread stuck: terminated', level: 'error', threadId, pinnedMs: Math.round(pinnedMs) });
     void worker.terminate();
   }
 
@@ -190,7 +190,7 @@ export class ReaderPool {
     this.broken = true;
     const error = new EngineError(`the reader pool has ${this.piscina.threads.length} of ${this.threads} threads ` +
       'and starts no more (a thread failed while starting)', 'INTERNAL');
-    this.onEvent?.({ msg: 'reader pool broken', error: error.message });
+    this.onEvent?.({ msg: 'reader pool broken', level: 'error', error: error.message });
     this.onBroken(error);
     void this.piscina.destroy(); // queued tasks reject (UNAVAILABLE) instead of waiting for a thread for ever
   }

@@ -484,9 +484,21 @@ export class Server {
     return true;
   }
 
-  /** Answers an asynchronous request: its frame, or a typed error from what failed. */
-  private answer(session: Session, id: number, work: Promise<Uint8Array>): void {
-    work.then((frame) => {
+  /**
+   * Answers an asynchronous request counted by begin(): its frame, or a typed error from what failed. `work` runs
+   * here, so that whatever it throws synchronously becomes the error answer too: a request counted in flight is
+   * always answered and uncounted (a stop waits for every counted one).
+   */
+  private answer(session: Session, id: number, work: () => Promise<Uint8Array>): void {
+    let promise: Promise<Uint8Array>;
+    try {
+      promise = work();
+    } catch (error) { // as in message(): what throws while reading a request is a malformed request
+      this.host.metrics?.badFrames.inc();
+      promise = Promise.reject(error instanceof EngineError ? error :
+        new EngineError(`malformed request: ${String((error as Error)?.message ?? error)}`, 'INVALID_ARGUMENT'));
+    }
+    promise.then((frame) => {
       session.inFlight--;
       this.requestsPending--;
       this.queueAnswer(session, frame);
@@ -499,11 +511,11 @@ export class Server {
   }
 
   /** A commit or query answered `ms` after its request arrived: a line (rate limited) past its threshold. */
-  private slow(kind: 'commit' | 'query', ms: number, session: Session, fields: LogFields): void {
+  private slow(kind: 'commit' | 'query', ms: number, session: Session, fields: () => LogFields): void {
     const threshold = kind === 'commit' ? this.config.slowLog.commitMs : this.config.slowLog.queryMs;
     if (ms < threshold) return;
-    this.log.limited('warn', `slow ${kind}`, { ms: Math.round(ms * 1000) / 1000, thresholdMs: threshold,
-      connection: session.id, token: session.principal?.name ?? '', ...fields }, `slow ${kind}`);
+    this.log.limited('warn', `slow ${kind}`, () => ({ ms: Math.round(ms * 1000) / 1000, thresholdMs: threshold,
+      connection: session.id, token: session.principal?.name ?? '', ...fields() }), `slow ${kind}`);
   }
 
   /**
@@ -535,21 +547,27 @@ export class Server {
     }
     if (!this.begin(session, id)) return;
     const metrics = this.host.metrics;
-    this.commitsPending++;
-    this.answer(session, id, engine.commit(transaction.slice(), writeScope(principal)).then((result) => {
+    const committed = (result: Uint8Array): Uint8Array => {
       this.commitsPending--;
       const ms = performance.now() - arrivedMs;
       if (metrics !== null) {
         metrics.commitSeconds.observe(ms / 1000);
         metrics.commits.inc({ result: protocol.resultKind(result) });
       }
-      if (ms >= this.config.slowLog.commitMs) this.slow('commit', ms, session, { request: 'CommitRequest', transactionBytes: transaction.length });
+      this.slow('commit', ms, session, () => ({ request: 'CommitRequest', transactionBytes: transaction.length }));
       return protocol.commitResponse(id, result);
-    }, (error: unknown) => {
+    };
+    const failed = (error: unknown): never => {
       this.commitsPending--;
       metrics?.commits.inc({ result: 'failed' });
       throw error;
-    }));
+    };
+    this.answer(session, id, () => {
+      const bytes = transaction.slice();
+      const scope = writeScope(principal);
+      this.commitsPending++;
+      return engine.commit(bytes, scope).then(committed, failed);
+    });
   }
 
   private query(session: Session, id: number, engine: Engine, principal: Principal, message: QueryRequestMessage, arrivedMs: number): void {
@@ -561,18 +579,22 @@ export class Server {
     if (denied !== null) return this.error(session, id, ErrorCode.PERMISSION_DENIED, denied);
     if (message.staged() && !principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, 'querying a staged backup is admin only');
     if (!this.begin(session, id)) return;
-    this.queriesPending++;
-    const run = message.staged() ? engine.queryStaged(request) : engine.query(request);
-    this.answer(session, id, run.then((response) => {
+    const answered = (response: Uint8Array): Uint8Array => {
       this.queriesPending--;
       const ms = performance.now() - arrivedMs;
       this.host.metrics?.querySeconds.observe(ms / 1000);
-      if (ms >= this.config.slowLog.queryMs) this.slow('query', ms, session, queryFields(decoded, message.staged()));
+      this.slow('query', ms, session, () => queryFields(decoded, message.staged()));
       return protocol.queryResponse(id, response);
-    }, (error: unknown) => {
+    };
+    const failed = (error: unknown): never => {
       this.queriesPending--;
       throw error;
-    }));
+    };
+    this.answer(session, id, () => {
+      const run = message.staged() ? engine.queryStaged(request) : engine.query(request);
+      this.queriesPending++;
+      return run.then(answered, failed);
+    });
   }
 
   private status(session: Session, id: number, engine: Engine): void {
@@ -587,10 +609,12 @@ export class Server {
   private admin(session: Session, id: number, engine: Engine, principal: Principal, type: Body,
     envelope: ReturnType<typeof protocol.decodeEnvelope>): void {
     if (!principal.admin) return this.error(session, id, ErrorCode.PERMISSION_DENIED, `${requestNames[type]} is admin only`);
-    // Read what the request carries before it counts as in flight: a malformed one throws here (INVALID_ARGUMENT
-    // from message()), never between begin() and answer(), where it would stay pending and hold up a stop.
-    const stageName = type === Body.BackupStageRequest ? (envelope.body(new BackupStageRequest()) as BackupStageRequest).name() ?? '' : '';
     if (!this.begin(session, id)) return;
+    this.answer(session, id, () => this.adminWork(id, engine, type, envelope));
+  }
+
+  /** An admin request's work; a malformed request throws here, inside answer(), and is answered with its error. */
+  private adminWork(id: number, engine: Engine, type: Body, envelope: ReturnType<typeof protocol.decodeEnvelope>): Promise<Uint8Array> {
     let work: Promise<Uint8Array>;
     switch (type) {
       case Body.SnapshotRequest:
@@ -602,18 +626,20 @@ export class Server {
       case Body.BackupListRequest:
         work = Promise.resolve().then(() => protocol.backupListResponse(id, engine.listBackups()));
         break;
-      case Body.BackupStageRequest:
+      case Body.BackupStageRequest: {
+        const stageName = (envelope.body(new BackupStageRequest()) as BackupStageRequest).name() ?? '';
         work = stageName === '' || stageName.includes('/') || stageName.startsWith('.') ?
           Promise.reject(new EngineError('name a backup of the backup directory (strata backup list)', 'INVALID_ARGUMENT')) :
           engine.stageBackup(stageName).then((r) => protocol.backupStageResponse(id, r.name, r.revision, r.tasks));
         break;
+      }
       case Body.BackupCommitRequest:
         work = this.host.commitStaged().then((r) => protocol.backupCommitResponse(id, r.revision, r.file));
         break;
       default:
         work = engine.unstage().then(() => protocol.okResponse(id));
     }
-    this.answer(session, id, work);
+    return work;
   }
 
   // ------------------------------------------------------------------------------------------------------------

@@ -184,6 +184,7 @@ async function crashUnderLoad(t: ExecutionContext, readerThreads: number) {
   c.close();
   t.is(await metricValue(d.http, 'strata_reader_pins'), 0);
   t.true(await metricValue(d.http, 'strata_reader_threads_ended_total') >= deaths, '/metrics counts the ended threads');
+  t.true(d.lines.filter((line) => line.msg === 'reader thread ended').every((line) => line.level === 'warn'), 'logged as warnings');
   const line = report('reader-crash', { readerThreads, rounds: deaths, faultsInjected: deaths,
     acknowledgedWritesChecked: figures.commits, watchedRevisions: figures.watchedRevisions, queries: figures.queries,
     queriesChecked: figures.queriesChecked, queryErrors: figures.queryErrors, probes: probes.answered,

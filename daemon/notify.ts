@@ -119,10 +119,10 @@ export class Notifier {
 
   /** Resolves once every message asked so far has been sent (or has failed). */
   async flushed(): Promise<void> {
-    while (this.sending || this.queue.length > 0) {
-      const last = this.queue[this.queue.length - 1];
-      if (last === undefined) await new Promise((resolve) => setTimeout(resolve, 5));
-      else await new Promise<void>((resolve) => last.done.push(resolve));
+    // A message leaves the queue only once sent: while anything is sending, the queue is not empty.
+    while (this.queue.length > 0) {
+      const last = this.queue[this.queue.length - 1]!;
+      await new Promise<void>((resolve) => last.done.push(resolve));
     }
   }
 

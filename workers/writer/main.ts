@@ -98,7 +98,7 @@ export interface FatalMessage { kind: 'fatal'; code: string; message: string }
 const data = workerData as WriterData;
 
 /**
- * Loads the newest snapshot that checks into the (empty) writer. A damaged one is set aside (brokenSnapshots) and
+ * Loads the newest snapshot that checks into the (empty) writer. A damaged one is set aside (brokenRevisions) and
  * the next older one is tried with a new, empty writer, as etcd does; the log must then reach back to it (recover()
  * says so when it does not) and beyond the damaged one's revision (checkBrokenSnapshots). The damaged files are
  * renamed `<name>.broken` only once recovery succeeded: a refused start leaves them in place, so that every
@@ -118,7 +118,6 @@ function loadNewestSnapshot(dir: string): { path: string; revision: number } | n
       return { path: candidate.path, revision: loaded.revision };
     } catch (error) {
       if (!(error instanceof FormatError)) throw error;
-      brokenSnapshots.push(`${candidate.path}: ${error.message}`);
       brokenRevisions.push({ path: candidate.path, revision: candidate.revision, reason: error.message });
       writer = newWriter();
     }
@@ -136,7 +135,6 @@ const newWriter = (): WriterCore => {
   return core;
 };
 let writer = newWriter();
-const brokenSnapshots: string[] = [];
 const brokenRevisions: { path: string; revision: number; reason: string }[] = [];
 
 /**
@@ -463,7 +461,7 @@ function start(): void {
     recovery = recover(() => writer, logDir, () => loadNewestSnapshot(snapshotDir), replaceState, postChanges);
     writer = recovery.writer;
     checkBrokenSnapshots(writer.revision);
-    if (brokenSnapshots.length > 0) recovery.brokenSnapshots = brokenSnapshots;
+    if (brokenRevisions.length > 0) recovery.brokenSnapshots = brokenRevisions.map((b) => `${b.path}: ${b.reason}`);
     log = new WriteAheadLog({ dir: logDir, segmentBytes: data.segmentBytes, onSync: (ms) => { fsyncMsTotal += ms; } });
     log.open(recovery.tail, writer.revision);
     writer.log = groupLog;
